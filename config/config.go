@@ -1,0 +1,104 @@
+// Package config loads and validates the s3connector configuration file.
+//
+// The YAML key names are the user-facing contract and are documented in the
+// README. Parsing is strict: unknown keys are an error. Validate reports every
+// problem at once, each prefixed with its path in the file, for example
+// `connections[0].account_id: must be exactly 12 digits, got "1234"`.
+package config
+
+import (
+	"time"
+)
+
+// Defaults applied by Load and Parse to fields left empty.
+const (
+	DefaultListen   = "127.0.0.1:9464"
+	DefaultSchedule = "@every 5m"
+	DefaultWorkers  = 16
+	// RoleNamePrefix is prepended to the connection name to derive the
+	// default IAM role name.
+	RoleNamePrefix = "s3connector-"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Listen is the address of the HTTP server for /metrics, /healthz and
+	// /readyz. Default DefaultListen.
+	Listen string `yaml:"listen"`
+	// PrincipalARN is the platform's own AWS principal, shown in every trust
+	// policy. Required.
+	PrincipalARN string `yaml:"principal_arn"`
+	// Connections are the customers' buckets.
+	Connections []Connection `yaml:"connections"`
+}
+
+// Status is the lifecycle state of a connection: draft → active → disabled.
+type Status string
+
+// Connection states. A draft is validated but never ingested.
+const (
+	StatusDraft    Status = "draft"
+	StatusActive   Status = "active"
+	StatusDisabled Status = "disabled"
+)
+
+// Connection describes one customer bucket reached through an IAM role.
+type Connection struct {
+	// Name is required, unique, [a-z0-9-].
+	Name string `yaml:"name"`
+	// Status defaults to draft.
+	Status Status `yaml:"status"`
+	// AccountID is the customer's 12-digit AWS account id.
+	AccountID string `yaml:"account_id"`
+	Bucket    string `yaml:"bucket"`
+	Region    string `yaml:"region"`
+	// BasePath is an optional key prefix; it is normalised to end with "/".
+	BasePath string `yaml:"base_path"`
+	// RoleName defaults to RoleNamePrefix + Name.
+	RoleName string `yaml:"role_name"`
+	// ExternalID guards the role's trust policy; required unless draft.
+	ExternalID string `yaml:"external_id"`
+	// KMSKeyARN, when set, makes `policy` print the KMS key-policy statement.
+	KMSKeyARN string `yaml:"kms_key_arn"`
+	// Schedule is robfig/cron/v3 syntax; default DefaultSchedule.
+	Schedule string `yaml:"schedule"`
+	// Workers is the number of files processed concurrently, 1..1024;
+	// default DefaultWorkers.
+	Workers  int      `yaml:"workers"`
+	Importer Importer `yaml:"importer"`
+	// Endpoint is an optional S3-compatible endpoint URL (path-style).
+	Endpoint string `yaml:"endpoint"`
+	// STSEndpoint is an optional STS endpoint URL.
+	STSEndpoint string `yaml:"sts_endpoint"`
+}
+
+// Importer selects and configures the sink that receives each file.
+type Importer struct {
+	// Type is one of dir, discard, exec, http.
+	Type string `yaml:"type"`
+	// Path is the target directory of the dir importer.
+	Path string `yaml:"path"`
+	// Command is the argv of the exec importer.
+	Command []string `yaml:"command"`
+	// URL is the endpoint of the http importer.
+	URL string `yaml:"url"`
+	// Headers are extra request headers of the http importer.
+	Headers map[string]string `yaml:"headers"`
+	// Timeout bounds one file's import (exec and http).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// RoleARN is the ARN of the customer's IAM role the connection assumes.
+func (c Connection) RoleARN() string {
+	return "arn:aws:iam::" + c.AccountID + ":role/" + c.RoleName
+}
+
+// Connection returns the connection with the given name.
+func (c *Config) Connection(name string) (*Connection, bool) {
+	for i := range c.Connections {
+		if c.Connections[i].Name == name {
+			return &c.Connections[i], true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,556 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+	_ "time/tzdata" // CRON_TZ schedules must validate on hosts without zoneinfo
+)
+
+const testdataDir = "../testdata/config"
+
+// externalIDValue is the External ID in the external_id_* files; no message
+// may contain it.
+const externalIDValue = "abcdefghijklmnopqrstuvwxyz234567"
+
+// badFiles maps every testdata/config/*.bad.yaml file to its expected
+// problems. Every problem reported must contain one of want, and every want
+// must be found in a problem, so a file cannot pass with extra problems.
+var badFiles = []struct {
+	file   string
+	want   []string
+	absent []string // must not appear anywhere in the error
+}{
+	{
+		file: "account_id.bad.yaml",
+		want: []string{`connections[0].account_id: must be exactly 12 digits, got "1234"`},
+	},
+	{
+		file: "base_path_absolute.bad.yaml",
+		want: []string{`connections[0].base_path: must not start with "/", got "/incoming/"`},
+	},
+	{
+		file: "base_path_dotdot.bad.yaml",
+		want: []string{`connections[0].base_path: must not contain ".."`},
+	},
+	{
+		file: "bucket_reserved.bad.yaml",
+		want: []string{`connections[0].bucket: invalid bucket name "xn--acme-exports": must not start with "xn--"`},
+	},
+	{
+		file: "bucket_uppercase.bad.yaml",
+		want: []string{`connections[0].bucket: invalid bucket name "Acme Exports": bucket names are lowercase and contain no spaces`},
+	},
+	{
+		file: "duplicate_key.bad.yaml",
+		want: []string{`line 8: mapping key "bucket" already defined at line 7`},
+	},
+	{
+		file: "duplicate_name.bad.yaml",
+		want: []string{`connections[2].name: duplicate name "acme" (also connections[0])`},
+	},
+	{
+		file: "empty.bad.yaml",
+		want: []string{
+			"principal_arn: is required",
+			"connections: at least one connection is required",
+		},
+	},
+	{
+		file: "endpoint.bad.yaml",
+		want: []string{"connections[0].endpoint: must be an absolute URL starting with http:// or https://"},
+	},
+	{
+		file: "env_unset.bad.yaml",
+		want: []string{
+			"line 7: environment variable S3C_TEST_UNSET_ACCOUNT_ID is not set",
+			"line 10: environment variable S3C_TEST_UNSET_EXTERNAL_ID is not set",
+		},
+	},
+	{
+		file:   "external_id_chars.bad.yaml",
+		want:   []string{`connections[0].external_id: contains "$" at character 1, which STS does not accept; an environment variable is written ${NAME}`},
+		absent: []string{"ACME_EXTERNAL_ID_NOT_EXPANDED"},
+	},
+	{
+		file:   "external_id_linebreak.bad.yaml",
+		want:   []string{"connections[0].external_id: contains a line break; copy it again without spaces or line breaks"},
+		absent: []string{externalIDValue},
+	},
+	{
+		file: "external_id_missing.bad.yaml",
+		want: []string{"connections[0].external_id: is required unless status is draft"},
+	},
+	{
+		file:   "external_id_short.bad.yaml",
+		want:   []string{"connections[0].external_id: must be 16 to 1224 characters, got 8"},
+		absent: []string{"tooshort"},
+	},
+	{
+		file:   "external_id_whitespace.bad.yaml",
+		want:   []string{"connections[0].external_id: has leading or trailing whitespace; copy it again without spaces or line breaks"},
+		absent: []string{externalIDValue},
+	},
+	{
+		file: "importer_dir_path.bad.yaml",
+		want: []string{`connections[0].importer.path: is required for importer type "dir"`},
+	},
+	{
+		file: "importer_dir_relative.bad.yaml",
+		want: []string{`connections[0].importer.path: must be an absolute path, got "data/acme"`},
+	},
+	{
+		file: "importer_exec_command.bad.yaml",
+		want: []string{`connections[0].importer.command: is required for importer type "exec"`},
+	},
+	{
+		file: "importer_http_url.bad.yaml",
+		want: []string{`connections[0].importer.url: scheme must be http or https, got "ftp"`},
+	},
+	{
+		file: "importer_missing.bad.yaml",
+		want: []string{"connections[0].importer.type: is required for an active connection; one of dir, discard, exec, http"},
+	},
+	{
+		file: "importer_timeout.bad.yaml",
+		want: []string{"line 10: cannot unmarshal !!int `30` into a duration (write it with a unit, e.g. \"30s\")"},
+	},
+	{
+		file: "importer_type.bad.yaml",
+		want: []string{`connections[0].importer.type: unknown importer type "ftp"; must be one of dir, discard, exec, http`},
+	},
+	{
+		file: "importer_unused_field.bad.yaml",
+		want: []string{`connections[0].importer.url: not used by importer type "dir"`},
+	},
+	{
+		file: "kms_key_arn.bad.yaml",
+		want: []string{`connections[0].kms_key_arn: must be a KMS key ARN such as arn:aws:kms:<region>:111122223333:key/<key-id>`},
+	},
+	{
+		file: "listen.bad.yaml",
+		want: []string{`listen: must be host:port such as "127.0.0.1:9464", got "9464"`},
+	},
+	{
+		file: "multiple.bad.yaml",
+		want: []string{
+			`listen: must be host:port`,
+			`connections[0].account_id: must be exactly 12 digits, got "1234"`,
+			`connections[0].bucket: invalid bucket name "Acme-Exports": bucket names are lowercase`,
+			`connections[0].base_path: must not start with "/"`,
+			`connections[0].external_id: has leading or trailing whitespace`,
+			`connections[0].workers: must be between 1 and 1024, got -1`,
+			`connections[0].importer.path: is required for importer type "dir"`,
+			`connections[1].region: unknown AWS region "mars-north-1"`,
+			`connections[1].schedule: invalid schedule "every five minutes"`,
+			`connections[1].importer.path: not used by importer type "http"`,
+			`connections[1].name: duplicate name "acme" (also connections[0])`,
+		},
+		absent: []string{externalIDValue},
+	},
+	{
+		file: "multiple_documents.bad.yaml",
+		want: []string{"line 11: a second YAML document; the configuration is a single document"},
+	},
+	{
+		file: "name.bad.yaml",
+		want: []string{`connections[0].name: may contain only lowercase letters, digits and "-", got "Acme_Corp"`},
+	},
+	{
+		file: "no_connections.bad.yaml",
+		want: []string{"connections: at least one connection is required"},
+	},
+	{
+		file: "principal_arn.bad.yaml",
+		want: []string{`principal_arn: "arn:aws:sts::111122223333:assumed-role/s3connector-platform/i-0abc123" is a role session; give the role itself, arn:aws:iam::111122223333:role/s3connector-platform`},
+	},
+	{
+		file: "region.bad.yaml",
+		want: []string{`connections[0].region: unknown AWS region "ap-southeast-9"`},
+	},
+	{
+		file: "region_typo.bad.yaml",
+		want: []string{`connections[0].region: unknown AWS region "eu-central1"; did you mean "eu-central-1"?`},
+	},
+	{
+		file: "role_name.bad.yaml",
+		want: []string{`connections[0].role_name: may contain only letters, digits and +=,.@_-, got "acme role!"`},
+	},
+	{
+		file: "schedule.bad.yaml",
+		want: []string{`connections[0].schedule: invalid schedule "0 3 * *": expected exactly 5 fields, found 4`},
+	},
+	{
+		file: "schedule_tz.bad.yaml",
+		want: []string{`connections[0].schedule: invalid schedule "CRON_TZ=Europe/Atlantis 0 3 * * *": provided bad location Europe/Atlantis`},
+	},
+	{
+		file: "status.bad.yaml",
+		want: []string{`connections[0].status: must be one of draft, active, disabled, got "enabled"`},
+	},
+	{
+		file: "sts_endpoint.bad.yaml",
+		want: []string{`connections[0].sts_endpoint: scheme must be http or https, got "ftp"`},
+	},
+	{
+		file: "unknown_key.bad.yaml",
+		want: []string{`line 10: unknown key "extrnal_id" in a connection; did you mean "external_id"?`},
+	},
+	{
+		file: "workers.bad.yaml",
+		want: []string{"connections[0].workers: must be between 1 and 1024, got 2000"},
+	},
+	{
+		file: "yaml_syntax.bad.yaml",
+		// yaml.v3 reports some syntax errors a line early.
+		want: []string{"yaml: line 4: did not find expected ',' or ']'"},
+	},
+}
+
+// unsetEnv makes sure the variables are not set for the rest of the test.
+func unsetEnv(t *testing.T, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		t.Setenv(name, "") // restores the original value when the test ends
+		if err := os.Unsetenv(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestLoadBad(t *testing.T) {
+	unsetEnv(t, "S3C_TEST_UNSET_ACCOUNT_ID", "S3C_TEST_UNSET_EXTERNAL_ID")
+	for _, tt := range badFiles {
+		t.Run(tt.file, func(t *testing.T) {
+			path := filepath.Join(testdataDir, tt.file)
+			cfg, err := Load(path)
+			if err == nil {
+				t.Fatalf("Load(%q) = %+v, want an error", path, cfg)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, path+":") {
+				t.Errorf("error does not start with the file name %q:\n%s", path, msg)
+			}
+			problems := []string{msg}
+			if ve := (*ValidationError)(nil); errors.As(err, &ve) {
+				problems = ve.Problems
+			}
+			for _, w := range tt.want {
+				if !containsAny(problems, w) {
+					t.Errorf("no problem contains %q; got:\n%s", w, msg)
+				}
+			}
+			for _, p := range problems {
+				if !containedInAny(p, tt.want) {
+					t.Errorf("unexpected problem %q", p)
+				}
+			}
+			for _, a := range tt.absent {
+				if strings.Contains(msg, a) {
+					t.Errorf("error contains %q, which it must not show:\n%s", a, msg)
+				}
+			}
+		})
+	}
+}
+
+// TestBadFilesCovered fails when a *.bad.yaml file has no entry in
+// badFiles, or an entry names a file that does not exist.
+func TestBadFilesCovered(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(testdataDir, "*.bad.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no *.bad.yaml files in %s", testdataDir)
+	}
+	inTable := make(map[string]bool)
+	for _, tt := range badFiles {
+		if inTable[tt.file] {
+			t.Errorf("%s is in badFiles twice", tt.file)
+		}
+		inTable[tt.file] = true
+	}
+	onDisk := make(map[string]bool)
+	for _, f := range files {
+		name := filepath.Base(f)
+		onDisk[name] = true
+		if !inTable[name] {
+			t.Errorf("%s has no entry in badFiles", name)
+		}
+	}
+	for name := range inTable {
+		if !onDisk[name] {
+			t.Errorf("badFiles names %s, which is not in %s", name, testdataDir)
+		}
+	}
+}
+
+func TestLoadGood(t *testing.T) {
+	t.Setenv("S3C_TEST_ACME_EXTERNAL_ID", "acme-0123456789-external")
+	t.Setenv("S3C_TEST_INGEST_TOKEN", "s3cr3t-token")
+	unsetEnv(t, "S3C_TEST_NOT_SET_ANYWHERE")
+
+	cfg, err := Load(filepath.Join(testdataDir, "good.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Listen:       DefaultListen,
+		PrincipalARN: "arn:aws:iam::111122223333:role/s3connector-platform",
+		Connections: []Connection{
+			{
+				Name:        "acme",
+				Status:      StatusActive,
+				AccountID:   "123456789012",
+				Bucket:      "acme-exports",
+				Region:      "eu-central-1",
+				BasePath:    "incoming/daily/",
+				RoleName:    "acme-s3connector-reader",
+				ExternalID:  "acme-0123456789-external",
+				KMSKeyARN:   "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+				Schedule:    "CRON_TZ=Europe/Berlin 0 3 * * *",
+				Workers:     4,
+				Endpoint:    "https://s3.eu-central-1.amazonaws.com",
+				STSEndpoint: "https://sts.eu-central-1.amazonaws.com",
+				Importer: Importer{
+					Type:    "http",
+					URL:     "https://ingest.example.com/v1/files",
+					Headers: map[string]string{"Authorization": "Bearer s3cr3t-token", "X-Source": "acme"},
+					Timeout: 30 * time.Second,
+				},
+			},
+			{
+				Name:       "globex",
+				Status:     StatusActive,
+				AccountID:  "012345678901",
+				Bucket:     "globex.data-drop",
+				Region:     "us-east-1",
+				RoleName:   "s3connector-globex",
+				ExternalID: "globex-0123456789:abc/=+,.@_-",
+				Schedule:   DefaultSchedule,
+				Workers:    DefaultWorkers,
+				Importer: Importer{
+					Type:    "exec",
+					Command: []string{"/usr/local/bin/ingest", "--source", "globex"},
+					Timeout: 2 * time.Minute,
+				},
+			},
+			{
+				Name:      "initech",
+				Status:    StatusDraft,
+				AccountID: "210987654321",
+				Bucket:    "initech-reports",
+				Region:    "ap-southeast-2",
+				BasePath:  "reports/",
+				RoleName:  "s3connector-initech",
+				Schedule:  "@hourly",
+				Workers:   DefaultWorkers,
+				Importer:  Importer{Type: "dir", Path: "/var/lib/s3connector/initech"},
+			},
+			{
+				Name:       "umbrella-corp",
+				Status:     StatusDisabled,
+				AccountID:  "333344445555",
+				Bucket:     "umbrella-archive",
+				Region:     "us-gov-west-1",
+				RoleName:   "s3connector-umbrella-corp",
+				ExternalID: externalIDValue,
+				Schedule:   DefaultSchedule,
+				Workers:    DefaultWorkers,
+				Importer:   Importer{Type: "discard"},
+			},
+		},
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("Load(good.yaml) =\n%+v\nwant\n%+v", cfg, want)
+	}
+	if got, ok := cfg.Connection("globex"); !ok || got.RoleARN() != "arn:aws:iam::012345678901:role/s3connector-globex" {
+		t.Errorf("Connection(globex) = %+v, %v", got, ok)
+	}
+}
+
+// TestLoadGoodFileIsComplete makes sure good.yaml keeps using every key, so
+// that it stays the complete example. listen is left out on purpose.
+func TestLoadGoodFileIsComplete(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(testdataDir, "good.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, k := range yamlKeys {
+		keys = append(keys, k.keys...)
+	}
+	for _, key := range keys {
+		if key == "listen" {
+			continue
+		}
+		if !strings.Contains(string(data), "\n"+key+":") && !strings.Contains(string(data), " "+key+":") && !strings.Contains(string(data), "{"+key+":") {
+			t.Errorf("good.yaml does not use the key %q", key)
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "missing.yaml")
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), path) || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(%q) error = %v, want one naming the file and wrapping os.ErrNotExist", path, err)
+	}
+}
+
+func TestParse(t *testing.T) {
+	const conn = `
+connections:
+  - name: acme
+    account_id: "123456789012"
+    bucket: acme-exports
+    region: eu-central-1
+`
+	tests := []struct {
+		name    string
+		yaml    string
+		check   func(t *testing.T, c *Config)
+		wantErr string
+	}{
+		{
+			name: "defaults of a minimal draft",
+			yaml: "principal_arn: arn:aws:iam::111122223333:root\n" + conn,
+			check: func(t *testing.T, c *Config) {
+				got := c.Connections[0]
+				if c.Listen != DefaultListen || got.Status != StatusDraft || got.RoleName != "s3connector-acme" ||
+					got.Schedule != DefaultSchedule || got.Workers != DefaultWorkers || got.BasePath != "" || got.Importer.Type != "" {
+					t.Errorf("defaults not applied: %+v", c)
+				}
+			},
+		},
+		{
+			name: "listen set",
+			yaml: "listen: \":9464\"\nprincipal_arn: arn:aws:iam::111122223333:user/ops/deployer\n" + conn,
+			check: func(t *testing.T, c *Config) {
+				if c.Listen != ":9464" {
+					t.Errorf("listen = %q", c.Listen)
+				}
+			},
+		},
+		{
+			name:    "scalar instead of mapping",
+			yaml:    "just a string\n",
+			wantErr: "line 1: cannot unmarshal !!str `just a ...` into config.Config",
+		},
+		{
+			name:    "unknown top-level key",
+			yaml:    "principal_arn: arn:aws:iam::111122223333:root\nlisten_addr: :80\n" + conn,
+			wantErr: `line 2: unknown key "listen_addr" at the top level`,
+		},
+		{
+			name:    "unknown importer key with hint",
+			yaml:    "principal_arn: arn:aws:iam::111122223333:root\n" + conn + "    importer: {type: http, ulr: https://x}\n",
+			wantErr: `line 8: unknown key "ulr" in an importer; did you mean "url"?`,
+		},
+		{
+			name:    "invalid header",
+			yaml:    "principal_arn: arn:aws:iam::111122223333:root\n" + conn + "    importer: {type: http, url: https://x, headers: {\"Bad Name\": v}}\n",
+			wantErr: `connections[0].importer.headers["Bad Name"]: invalid header name`,
+		},
+		{
+			name:    "negative timeout",
+			yaml:    "principal_arn: arn:aws:iam::111122223333:root\n" + conn + "    importer: {type: exec, command: [x], timeout: -1s}\n",
+			wantErr: "connections[0].importer.timeout: must not be negative, got -1s",
+		},
+		{
+			name:    "importer keys without a type",
+			yaml:    "principal_arn: arn:aws:iam::111122223333:root\n" + conn + "    importer: {path: /data}\n",
+			wantErr: "connections[0].importer.type: is required when other importer keys are set",
+		},
+		{
+			name:    "empty command name",
+			yaml:    "principal_arn: arn:aws:iam::111122223333:root\n" + conn + "    importer: {type: exec, command: [\"\", x]}\n",
+			wantErr: "connections[0].importer.command[0]: must name the program to run",
+		},
+		{
+			name:    "kms key in unknown region",
+			yaml:    "principal_arn: arn:aws:iam::111122223333:root\n" + conn + "    kms_key_arn: arn:aws:kms:xx-east-1:123456789012:alias/acme\n",
+			wantErr: `connections[0].kms_key_arn: unknown AWS region "xx-east-1"`,
+		},
+		{
+			name:    "listen port not numeric",
+			yaml:    "listen: localhost:http\nprincipal_arn: arn:aws:iam::111122223333:root\n" + conn,
+			wantErr: `listen: port must be a number from 0 to 65535, got "http"`,
+		},
+		{
+			name:    "principal is not an IAM ARN",
+			yaml:    "principal_arn: 111122223333\n" + conn,
+			wantErr: `principal_arn: must be an IAM principal ARN`,
+		},
+		{
+			name:    "name too long for the role name",
+			yaml:    "principal_arn: arn:aws:iam::111122223333:root\n" + strings.Replace(conn, "name: acme", "name: "+strings.Repeat("a", 53), 1),
+			wantErr: "connections[0].name: must be at most 52 characters",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tt.yaml))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Parse error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, cfg)
+		})
+	}
+}
+
+func TestValidationErrorThroughLoad(t *testing.T) {
+	path := filepath.Join(testdataDir, "multiple.bad.yaml")
+	_, err := Load(path)
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("Load(%q) error %T does not unwrap to *ValidationError", path, err)
+	}
+	want := path + ":\n  " + strings.Join(ve.Problems, "\n  ")
+	if err.Error() != want {
+		t.Errorf("error =\n%s\nwant\n%s", err, want)
+	}
+	if ve.Error() != strings.Join(ve.Problems, "\n") {
+		t.Errorf("ValidationError.Error() does not join the problems with newlines")
+	}
+}
+
+func TestApplyDefaultsIdempotent(t *testing.T) {
+	c := &Config{Connections: []Connection{{Name: "acme", BasePath: "in"}}}
+	c.ApplyDefaults()
+	once := *c
+	once.Connections = append([]Connection(nil), c.Connections...)
+	c.ApplyDefaults()
+	if !reflect.DeepEqual(&once, c) {
+		t.Errorf("second ApplyDefaults changed %+v to %+v", once, c)
+	}
+}
+
+func containsAny(problems []string, want string) bool {
+	for _, p := range problems {
+		if strings.Contains(p, want) {
+			return true
+		}
+	}
+	return false
+}
+
+func containedInAny(problem string, wants []string) bool {
+	for _, w := range wants {
+		if strings.Contains(problem, w) {
+			return true
+		}
+	}
+	return false
+}
