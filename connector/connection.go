@@ -1,0 +1,159 @@
+// Package connector is everything about reaching a customer's bucket: the
+// platform identity, the assumed-role credentials, one tuned S3 client per
+// connection, the validation checks and the IAM policy documents the customer
+// pastes into AWS. AWS error types stay inside: see Classify.
+package connector
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/s3connector/s3connector/config"
+)
+
+const (
+	// SessionDuration is how long one set of assumed-role credentials lives;
+	// one hour is IAM's default maximum session duration for a role.
+	SessionDuration = time.Hour
+	// refreshWindow makes the cache renew credentials this long before they
+	// expire, so no request is signed with credentials about to lapse.
+	refreshWindow = 5 * time.Minute
+	// maxAttempts bounds the SDK's own retries of one request (throttling,
+	// 5xx, network). Runs retry whole files on top of that.
+	maxAttempts = 5
+	maxBackoff  = 20 * time.Second
+)
+
+// LoadPlatformConfig loads the platform's own identity from the default AWS
+// credential chain (environment, web identity/IRSA, container or instance
+// role) and the standard AWS environment (AWS_REGION, AWS_ENDPOINT_URL_*).
+// Its HTTP client is built with awshttp.NewBuildableClient, which the SDK
+// needs when AWS_CA_BUNDLE is set.
+func LoadPlatformConfig(ctx context.Context, optFns ...func(*awsconfig.LoadOptions) error) (aws.Config, error) {
+	opts := append([]func(*awsconfig.LoadOptions) error{
+		awsconfig.WithHTTPClient(awshttp.NewBuildableClient()),
+	}, optFns...)
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load platform AWS configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// Connection is a live handle on one customer bucket: assumed-role
+// credentials, cached and refreshed before expiry, and an S3 client whose
+// connection pool is sized to the connection's workers. It is safe for
+// concurrent use.
+type Connection struct {
+	cfg         config.Connection
+	principal   string
+	credentials *aws.CredentialsCache
+	s3          *s3.Client
+}
+
+// New prepares a connection. It does not call AWS: the first request (or
+// Validate) assumes the role. platform is the platform identity, normally
+// from LoadPlatformConfig; principalARN is shown in the trust policy advice.
+//
+// AssumeRole is always called with the connection's External ID; New refuses
+// a connection without one.
+func New(platform aws.Config, principalARN string, c config.Connection) (*Connection, error) {
+	if err := config.ValidateExternalID(c.ExternalID); err != nil {
+		return nil, &classified{ErrInvalidExternalID, fmt.Errorf("connection %q: external_id: %w", c.Name, err)}
+	}
+	if c.Region == "" {
+		return nil, fmt.Errorf("connection %q: region is required", c.Name)
+	}
+	workers := max(c.Workers, 1)
+
+	stsClient := sts.NewFromConfig(platform, func(o *sts.Options) {
+		// STS is regional and independent of the bucket's region: use the
+		// platform's region when it has one, the bucket's otherwise.
+		if o.Region == "" {
+			o.Region = c.Region
+		}
+		if c.STSEndpoint != "" {
+			o.BaseEndpoint = aws.String(c.STSEndpoint)
+		}
+	})
+	provider := stscreds.NewAssumeRoleProvider(stsClient, c.RoleARN(), func(o *stscreds.AssumeRoleOptions) {
+		o.ExternalID = aws.String(c.ExternalID)
+		o.RoleSessionName = SessionName(c.Name)
+		o.Duration = SessionDuration
+	})
+	cache := aws.NewCredentialsCache(provider, func(o *aws.CredentialsCacheOptions) {
+		o.ExpiryWindow = refreshWindow
+		o.ExpiryWindowJitterFrac = 0.5
+	})
+
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		// The SDK default keeps 10 idle connections per host; with more
+		// workers than that connections churn. Keep one per worker, plus
+		// room for the lister and the move.
+		t.MaxIdleConns = workers + 4
+		t.MaxIdleConnsPerHost = workers + 4
+	})
+	client := s3.NewFromConfig(platform, func(o *s3.Options) {
+		o.Region = c.Region
+		o.Credentials = cache
+		o.HTTPClient = httpClient
+		if c.Endpoint != "" {
+			o.BaseEndpoint = aws.String(c.Endpoint)
+			o.UsePathStyle = true
+		}
+		// Our own retry policy: the standard retryer (which treats 503
+		// SlowDown as throttling and backs off with jitter) without its
+		// shared retry quota, which under many concurrent failures fails
+		// calls with "retry quota exceeded" instead of backing off.
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = maxAttempts
+			so.MaxBackoff = maxBackoff
+			so.RateLimiter = ratelimit.None
+		})
+		// Request checksums only where S3 requires them: our uploads are
+		// tiny markers and server-side copies, and the trailing-checksum
+		// encoding is not understood by every S3-compatible store.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+	})
+	return &Connection{cfg: c, principal: principalARN, credentials: cache, s3: client}, nil
+}
+
+// SessionName is the RoleSessionName for a connection; it shows in the
+// customer's CloudTrail, so it names the connection.
+func SessionName(connection string) string {
+	name := "s3connector-" + connection
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	return name
+}
+
+// Config returns the connection's configuration.
+func (c *Connection) Config() config.Connection { return c.cfg }
+
+// S3 returns the connection's S3 client, signed with the assumed role.
+func (c *Connection) S3() *s3.Client { return c.s3 }
+
+// Credentials returns the cached assumed-role credentials provider.
+func (c *Connection) Credentials() aws.CredentialsProvider { return c.credentials }
+
+// AssumeRole makes sure valid assumed-role credentials are cached and returns
+// their expiry. It calls STS only when the cache is empty or about to expire.
+func (c *Connection) AssumeRole(ctx context.Context) (time.Time, error) {
+	creds, err := c.credentials.Retrieve(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("assume role %s: %w", c.cfg.RoleARN(), Classify(err, c.cfg.Region))
+	}
+	return creds.Expires, nil
+}

@@ -1,0 +1,176 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recordingSTS is a fake STS endpoint that records AssumeRole requests.
+//
+// Why a fake: MinIO accepts but ignores ExternalId (and RoleArn), so no real
+// server here can show that AssumeRole carries them. What this asserts is the
+// request we send, which is what AWS evaluates against the trust policy.
+type recordingSTS struct {
+	mu       sync.Mutex
+	requests []url.Values
+	// expiresIn is the lifetime of the credentials handed out.
+	expiresIn time.Duration
+	// fail, when set, is returned as an STS error (code, message).
+	fail [2]string
+}
+
+func (s *recordingSTS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	s.requests = append(s.requests, r.PostForm)
+	n := len(s.requests)
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "text/xml")
+	if s.fail[0] != "" {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>r%d</RequestId></ErrorResponse>`, s.fail[0], s.fail[1], n)
+		return
+	}
+	exp := time.Now().Add(s.expiresIn).UTC().Format(time.RFC3339)
+	fmt.Fprintf(w, `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleResult>
+    <Credentials>
+      <AccessKeyId>ASIATESTKEY%04d</AccessKeyId>
+      <SecretAccessKey>secret-%d</SecretAccessKey>
+      <SessionToken>token-%d</SessionToken>
+      <Expiration>%s</Expiration>
+    </Credentials>
+    <AssumedRoleUser>
+      <Arn>%s/%s</Arn>
+      <AssumedRoleId>AROATEST:%s</AssumedRoleId>
+    </AssumedRoleUser>
+  </AssumeRoleResult>
+  <ResponseMetadata><RequestId>r%d</RequestId></ResponseMetadata>
+</AssumeRoleResponse>`, n, n, n, exp, r.PostForm.Get("RoleArn"), r.PostForm.Get("RoleSessionName"), r.PostForm.Get("RoleSessionName"), n)
+}
+
+func (s *recordingSTS) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.requests)
+}
+
+func TestAssumeRoleRequestCarriesExternalID(t *testing.T) {
+	fake := &recordingSTS{expiresIn: time.Hour}
+	ts := httptest.NewServer(fake)
+	defer ts.Close()
+
+	c := minioConnection(ts.URL, "acme", "bucket", "")
+	c.AccountID = "210987654321"
+	conn, err := New(platformConfig("platform-key", "platform-secret"), platformPrincipal, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// Many concurrent users of the credentials: one STS call.
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := conn.Credentials().Retrieve(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if _, err := conn.AssumeRole(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := fake.count(); n != 1 {
+		t.Fatalf("STS AssumeRole called %d times for 21 retrievals, want 1 (credentials must be cached)", n)
+	}
+	req := fake.requests[0]
+	want := map[string]string{
+		"Action":          "AssumeRole",
+		"RoleArn":         "arn:aws:iam::210987654321:role/s3connector-acme",
+		"ExternalId":      minioExternalID,
+		"RoleSessionName": "s3connector-acme",
+		"DurationSeconds": "3600",
+	}
+	for k, v := range want {
+		if got := req.Get(k); got != v {
+			t.Errorf("AssumeRole %s = %q, want %q", k, got, v)
+		}
+	}
+}
+
+func TestCredentialsRefreshedBeforeExpiry(t *testing.T) {
+	// Credentials that expire within the refresh window are renewed on the
+	// next use instead of being used until they lapse.
+	fake := &recordingSTS{expiresIn: refreshWindow / 2}
+	ts := httptest.NewServer(fake)
+	defer ts.Close()
+	conn, err := New(platformConfig("k", "s"), platformPrincipal, minioConnection(ts.URL, "refresh", "bucket", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := conn.AssumeRole(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fake.count(); n != 3 {
+		t.Errorf("STS called %d times for 3 uses of nearly expired credentials, want 3", n)
+	}
+
+	fake2 := &recordingSTS{expiresIn: refreshWindow * 3}
+	ts2 := httptest.NewServer(fake2)
+	defer ts2.Close()
+	conn2, err := New(platformConfig("k", "s"), platformPrincipal, minioConnection(ts2.URL, "refresh", "bucket", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := conn2.AssumeRole(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fake2.count(); n != 1 {
+		t.Errorf("STS called %d times for 3 uses of fresh credentials, want 1", n)
+	}
+}
+
+func TestAssumeRoleErrorClasses(t *testing.T) {
+	tests := []struct {
+		code, message string
+		wantIs        error
+		wantClass     FailureClass
+	}{
+		{"AccessDenied", "User: arn:aws:iam::049579744830:root is not authorized to perform: sts:AssumeRole", ErrAccessDenied, FailureAssumeRole},
+		{"ValidationError", "1 validation error detected: Value at 'externalId' failed to satisfy constraint", ErrInvalidExternalID, FailureExternalID},
+		{"InvalidClientTokenId", "The security token included in the request is invalid.", ErrAccessDenied, FailureAssumeRole},
+	}
+	for _, tt := range tests {
+		t.Run(tt.code, func(t *testing.T) {
+			fake := &recordingSTS{fail: [2]string{tt.code, tt.message}}
+			ts := httptest.NewServer(fake)
+			defer ts.Close()
+			conn, err := New(platformConfig("k", "s"), platformPrincipal, minioConnection(ts.URL, "errs", "bucket", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = conn.Validate(context.Background())
+			if !errors.Is(err, tt.wantIs) {
+				t.Errorf("err = %v, want errors.Is %v", err, tt.wantIs)
+			}
+			var ve *ValidationError
+			if !errors.As(err, &ve) || ve.Class != tt.wantClass || ve.Check != CheckAssumeRole {
+				t.Errorf("err = %#v, want class %d at %q", err, tt.wantClass, CheckAssumeRole)
+			}
+		})
+	}
+}

@@ -1,0 +1,131 @@
+package connector
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+)
+
+// Error classes. Every AWS error that leaves this package is wrapped by
+// Classify so that callers check it with errors.Is against one of these and
+// never look at AWS error types themselves.
+var (
+	// ErrAccessDenied: the credentials were rejected or the policy does not
+	// allow the operation (403, AccessDenied, InvalidAccessKeyId, ...).
+	ErrAccessDenied = errors.New("access denied")
+	// ErrNotFound: the bucket or key does not exist (404, NoSuchBucket, ...).
+	ErrNotFound = errors.New("not found")
+	// ErrWrongRegion: the bucket lives in another region than the request
+	// was signed for (301 PermanentRedirect, AuthorizationHeaderMalformed).
+	ErrWrongRegion = errors.New("wrong region")
+	// ErrThrottled: the service asked us to slow down (503 SlowDown, 429).
+	ErrThrottled = errors.New("throttled")
+	// ErrInvalidExternalID: the External ID is malformed, either by our own
+	// check or by STS's parameter validation.
+	ErrInvalidExternalID = errors.New("invalid external id")
+)
+
+// classified wraps an AWS error with its class; errors.Is matches both the
+// class and anything in the wrapped chain.
+type classified struct {
+	class error
+	err   error
+}
+
+func (e *classified) Error() string        { return e.class.Error() + ": " + e.err.Error() }
+func (e *classified) Unwrap() error        { return e.err }
+func (e *classified) Is(target error) bool { return target == e.class }
+
+// RegionError reports a request that reached the bucket in the wrong region.
+// Actual is the bucket's region when the service told us, else "".
+type RegionError struct {
+	Configured string
+	Actual     string
+	Err        error
+}
+
+func (e *RegionError) Error() string {
+	if e.Actual != "" {
+		return fmt.Sprintf("wrong region: bucket is in %s, connection is configured for %s", e.Actual, e.Configured)
+	}
+	return fmt.Sprintf("wrong region: bucket is not in %s: %v", e.Configured, e.Err)
+}
+func (e *RegionError) Unwrap() error        { return e.Err }
+func (e *RegionError) Is(target error) bool { return target == ErrWrongRegion }
+
+var (
+	accessDeniedCodes = map[string]bool{
+		"AccessDenied": true, "AccessDeniedException": true, "AllAccessDisabled": true,
+		"InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "InvalidClientTokenId": true,
+		"ExpiredToken": true, "ExpiredTokenException": true, "Forbidden": true,
+		"AccountProblem": true, "InvalidToken": true, "KMS.AccessDeniedException": true,
+		"KMS.DisabledException": true, "UnrecognizedClientException": true,
+	}
+	notFoundCodes = map[string]bool{
+		"NoSuchBucket": true, "NoSuchKey": true, "NotFound": true, "NoSuchEntity": true,
+	}
+	wrongRegionCodes = map[string]bool{
+		"PermanentRedirect": true, "IllegalLocationConstraintException": true,
+		"AuthorizationQueryParametersError": true, "IncorrectEndpoint": true,
+	}
+	throttledCodes = map[string]bool{
+		"SlowDown": true, "Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true,
+		"TooManyRequests": true, "TooManyRequestsException": true, "ThrottledException": true,
+		"RequestThrottled": true, "RequestThrottledException": true, "ProvisionedThroughputExceededException": true,
+	}
+	expectingRegion = regexp.MustCompile(`expecting '([a-z0-9-]+)'`)
+)
+
+// Classify wraps err with its class (ErrAccessDenied, ErrNotFound,
+// ErrWrongRegion, ErrThrottled, ErrInvalidExternalID) when it recognises it,
+// and returns err unchanged otherwise (network errors, cancellations, ...).
+// region is the region the request was signed for; it fills RegionError.
+func Classify(err error, region string) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		ce *classified
+		re *RegionError
+	)
+	if errors.As(err, &ce) || errors.As(err, &re) {
+		return err
+	}
+	code, msg := "", ""
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		code, msg = apiErr.ErrorCode(), apiErr.ErrorMessage()
+	}
+	status := 0
+	var header http.Header
+	var respErr *awshttp.ResponseError
+	if errors.As(err, &respErr) {
+		status = respErr.HTTPStatusCode()
+		if respErr.Response != nil {
+			header = respErr.Response.Header
+		}
+	}
+	switch {
+	case code == "ValidationError" && strings.Contains(strings.ToLower(msg), "externalid"):
+		return &classified{ErrInvalidExternalID, err}
+	case wrongRegionCodes[code] || status == http.StatusMovedPermanently ||
+		(code == "AuthorizationHeaderMalformed" && strings.Contains(msg, "region")):
+		actual := header.Get("X-Amz-Bucket-Region")
+		if m := expectingRegion.FindStringSubmatch(msg); actual == "" && m != nil {
+			actual = m[1]
+		}
+		return &RegionError{Configured: region, Actual: actual, Err: err}
+	case accessDeniedCodes[code] || status == http.StatusForbidden:
+		return &classified{ErrAccessDenied, err}
+	case notFoundCodes[code] || status == http.StatusNotFound:
+		return &classified{ErrNotFound, err}
+	case throttledCodes[code] || status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
+		return &classified{ErrThrottled, err}
+	}
+	return err
+}

@@ -1,0 +1,123 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/s3connector/s3connector/config"
+	"github.com/s3connector/s3connector/connector/miniotest"
+)
+
+// The MinIO server is shared by the package's tests and started on first use.
+var (
+	minioOnce sync.Once
+	minioSrv  *miniotest.Server
+	minioErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if minioSrv != nil {
+		minioSrv.Close()
+	}
+	os.Exit(code)
+}
+
+func needMinIO(t *testing.T) *miniotest.Server {
+	t.Helper()
+	minioOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		minioSrv, minioErr = miniotest.Start(ctx)
+	})
+	if minioErr != nil {
+		t.Fatalf("start MinIO: %v", minioErr)
+	}
+	return minioSrv
+}
+
+// minioExternalID is only ever sent to MinIO, which ignores it.
+const minioExternalID = "s3connector-test-external-id-0001"
+
+const platformPrincipal = "arn:aws:iam::049579744830:root"
+
+// platformConfig is the platform identity for tests: a MinIO user's static
+// keys, as the default credential chain would provide them.
+func platformConfig(user, secret string) aws.Config {
+	return aws.Config{
+		Region:      miniotest.Region,
+		Credentials: credentials.NewStaticCredentialsProvider(user, secret, ""),
+		HTTPClient:  awshttp.NewBuildableClient(),
+	}
+}
+
+func minioConnection(endpoint string, name, bucket, basePath string) config.Connection {
+	return config.Connection{
+		Name:        name,
+		Status:      config.StatusActive,
+		AccountID:   "123456789012",
+		Bucket:      bucket,
+		Region:      miniotest.Region,
+		BasePath:    basePath,
+		RoleName:    config.RoleNamePrefix + name,
+		ExternalID:  minioExternalID,
+		Workers:     4,
+		Endpoint:    endpoint,
+		STSEndpoint: endpoint,
+	}
+}
+
+// bucketPolicy is a broad policy on one bucket, for users that play a
+// correctly configured customer role.
+func bucketPolicy(bucket string, actions ...string) []byte {
+	acts := ""
+	for i, a := range actions {
+		if i > 0 {
+			acts += ","
+		}
+		acts += fmt.Sprintf("%q", a)
+	}
+	return []byte(fmt.Sprintf(`{"Version":"2012-10-17","Statement":[
+	 {"Effect":"Allow","Action":["s3:ListBucket"],"Resource":["arn:aws:s3:::%[1]s"]},
+	 {"Effect":"Allow","Action":[%[2]s],"Resource":["arn:aws:s3:::%[1]s/*"]}]}`, bucket, acts))
+}
+
+var userSeq struct {
+	sync.Mutex
+	n int
+}
+
+// newUser creates a MinIO user with the given policy and returns its keys.
+func newUser(t *testing.T, srv *miniotest.Server, policy []byte) (string, string) {
+	t.Helper()
+	userSeq.Lock()
+	userSeq.n++
+	n := userSeq.n
+	userSeq.Unlock()
+	user, secret := fmt.Sprintf("platform-%d", n), fmt.Sprintf("platform-secret-%d", n)
+	if err := srv.AddUser(context.Background(), user, secret, policy); err != nil {
+		t.Fatal(err)
+	}
+	return user, secret
+}
+
+func seed(t *testing.T, srv *miniotest.Server, bucket string, keys ...string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := srv.CreateBucket(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if err := srv.Put(ctx, bucket, k, []byte("content of "+k+"\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,436 @@
+package connector
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/s3connector/s3connector/config"
+)
+
+// PolicyVersion is the IAM policy language version of every document we
+// generate; "2012-10-17" is the only one that supports policy variables and
+// the one AWS documents.
+const PolicyVersion = "2012-10-17"
+
+// Sids of the generated statements. They show in the customer's IAM console
+// and in the setup guide, so they are part of the contract.
+const (
+	SidAssumeRole       = "AllowS3ConnectorAssumeRole"
+	SidListBucket       = "ListBucket"
+	SidObjectOperations = "ObjectOperations"
+	SidKMSKey           = "AllowS3ConnectorUseOfTheKey"
+)
+
+// Names of the documents WriteDocument prints.
+const (
+	DocumentTrust       = "trust"
+	DocumentPermissions = "permissions"
+	DocumentKMS         = "kms"
+)
+
+// PolicyDocument is an IAM policy document: a role's trust policy or an
+// identity-based permissions policy.
+type PolicyDocument struct {
+	Version   string            `json:"Version"`
+	Statement []PolicyStatement `json:"Statement"`
+}
+
+// PolicyStatement is one statement of a policy document. Principal is set
+// only in resource-based policies (trust and key policies); Resource is never
+// set in a trust policy.
+type PolicyStatement struct {
+	Sid       string                  `json:"Sid,omitempty"`
+	Effect    string                  `json:"Effect"`
+	Principal map[string]StringOrList `json:"Principal,omitempty"`
+	Action    StringOrList            `json:"Action"`
+	Resource  StringOrList            `json:"Resource,omitempty"`
+	Condition PolicyCondition         `json:"Condition,omitempty"`
+}
+
+// PolicyCondition maps a condition operator ("StringEquals") to condition
+// keys ("sts:ExternalId") and their values. encoding/json writes map keys
+// sorted, so the output is stable.
+type PolicyCondition map[string]map[string]StringOrList
+
+// StringOrList is a list of policy values (actions, resources, principals,
+// condition values). IAM accepts a single value or a list wherever one of
+// these appears; we always write one value as a plain string and several as
+// a list, which is how AWS's own examples read. Both forms are accepted when
+// decoding.
+type StringOrList []string
+
+// MarshalJSON writes a single value as a string, anything else as a list.
+func (s StringOrList) MarshalJSON() ([]byte, error) {
+	if len(s) == 1 {
+		return json.Marshal(s[0])
+	}
+	if s == nil {
+		return []byte("[]"), nil
+	}
+	return json.Marshal([]string(s))
+}
+
+// UnmarshalJSON accepts a string or a list of strings.
+func (s *StringOrList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*s = StringOrList{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return fmt.Errorf("policy value: want a string or a list of strings: %w", err)
+	}
+	*s = many
+	return nil
+}
+
+// Partition returns the AWS partition of a region, as used in ARNs:
+// "aws-cn" for cn-*, "aws-us-gov" for us-gov-*, the isolated partitions by
+// their region prefixes (as in the SDK's partitions.json), "aws" otherwise.
+func Partition(region string) string {
+	// Longest prefixes first: "us-iso-" must not shadow "us-isob-".
+	for _, p := range []struct{ prefix, partition string }{
+		{"us-gov-", "aws-us-gov"},
+		{"us-isob-", "aws-iso-b"},
+		{"us-isof-", "aws-iso-f"},
+		{"us-iso-", "aws-iso"},
+		{"eu-isoe-", "aws-iso-e"},
+		{"eusc-", "aws-eusc"},
+		{"cn-", "aws-cn"},
+	} {
+		if strings.HasPrefix(region, p.prefix) {
+			return p.partition
+		}
+	}
+	return "aws"
+}
+
+// TrustPolicy is the role's trust policy: principalARN (the platform's own
+// identity) may assume the role, and only when it presents externalID.
+func TrustPolicy(principalARN, externalID string) PolicyDocument {
+	return PolicyDocument{
+		Version: PolicyVersion,
+		Statement: []PolicyStatement{{
+			Sid:       SidAssumeRole,
+			Effect:    "Allow",
+			Principal: map[string]StringOrList{"AWS": {principalARN}},
+			Action:    StringOrList{"sts:AssumeRole"},
+			Condition: PolicyCondition{
+				"StringEquals": {"sts:ExternalId": {externalID}},
+			},
+		}},
+	}
+}
+
+// PermissionsPolicy is the least-privilege permissions policy for a bucket
+// in the "aws" partition; use PermissionsPolicyFor for a connection, which
+// picks the partition from its region.
+//
+// basePath is empty or ends with "/" (config normalises it). With a base
+// path, listing is allowed only under it and objects are reachable only
+// under it.
+func PermissionsPolicy(bucket, basePath string) PolicyDocument {
+	return permissionsPolicy("aws", bucket, basePath)
+}
+
+// PermissionsPolicyFor is PermissionsPolicy for a connection, in the
+// partition of its region.
+func PermissionsPolicyFor(c config.Connection) PolicyDocument {
+	return permissionsPolicy(Partition(c.Region), c.Bucket, c.BasePath)
+}
+
+// permissionsPolicy grants exactly what validation and ingestion use:
+// ListObjectsV2 (s3:ListBucket), GetObject and HeadObject (s3:GetObject),
+// PutObject and the copy into archive/ or error/ (s3:GetObject on the
+// source, s3:PutObject on the target) and DeleteObject (s3:DeleteObject).
+func permissionsPolicy(partition, bucket, basePath string) PolicyDocument {
+	bucketARN := "arn:" + partition + ":s3:::" + bucket
+	list := PolicyStatement{
+		Sid:      SidListBucket,
+		Effect:   "Allow",
+		Action:   StringOrList{"s3:ListBucket"},
+		Resource: StringOrList{bucketARN},
+	}
+	if basePath != "" {
+		// Without a base path any listing is within the bucket anyway; a
+		// condition on "*" would only deny HeadBucket for no gain.
+		list.Condition = PolicyCondition{
+			"StringLike": {"s3:prefix": {basePath + "*"}},
+		}
+	}
+	return PolicyDocument{
+		Version: PolicyVersion,
+		Statement: []PolicyStatement{
+			list,
+			{
+				Sid:      SidObjectOperations,
+				Effect:   "Allow",
+				Action:   StringOrList{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
+				Resource: StringOrList{bucketARN + "/" + basePath + "*"},
+			},
+		},
+	}
+}
+
+// KMSKeyPolicyStatement is the statement the customer adds to the key policy
+// of the KMS key that encrypts their bucket (SSE-KMS): Decrypt to read,
+// GenerateDataKey to write the archive/ and error/ copies, DescribeKey for
+// S3's own checks. In a key policy the resource is always "*", the key
+// itself.
+func KMSKeyPolicyStatement(roleARN string) PolicyStatement {
+	return PolicyStatement{
+		Sid:       SidKMSKey,
+		Effect:    "Allow",
+		Principal: map[string]StringOrList{"AWS": {roleARN}},
+		Action:    StringOrList{"kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"},
+		Resource:  StringOrList{"*"},
+	}
+}
+
+// Policies is everything the customer needs to create in AWS for one
+// connection. Build it with PoliciesFor.
+type Policies struct {
+	// RoleName is the exact (case-sensitive) name of the IAM role to create.
+	RoleName string
+	// RoleARN is the role's ARN, in the partition of the bucket's region.
+	RoleARN string
+	// PolicyName is the name of the permissions policy attached to the role.
+	PolicyName string
+	// Bucket and BasePath are where the permissions apply; the setup guide
+	// names them.
+	Bucket   string
+	BasePath string
+
+	Trust       PolicyDocument
+	Permissions PolicyDocument
+	// KMSKeyStatement is set only when the bucket is encrypted with a
+	// customer-managed KMS key (KMSKeyARN).
+	KMSKeyStatement *PolicyStatement
+	KMSKeyARN       string
+}
+
+// PoliciesFor returns the role, trust policy, permissions policy and, when
+// the connection names a KMS key, the key-policy statement for a connection.
+// principalARN is the platform's own identity (config principal_arn).
+//
+// The role ARN is built in the partition of the connection's region, so in
+// China and GovCloud it can differ from config.Connection.RoleARN, which
+// always uses "aws".
+func PoliciesFor(principalARN string, c config.Connection) Policies {
+	roleARN := "arn:" + Partition(c.Region) + ":iam::" + c.AccountID + ":role/" + c.RoleName
+	p := Policies{
+		RoleName:    c.RoleName,
+		RoleARN:     roleARN,
+		PolicyName:  c.RoleName + "-access",
+		Bucket:      c.Bucket,
+		BasePath:    c.BasePath,
+		Trust:       TrustPolicy(principalARN, c.ExternalID),
+		Permissions: PermissionsPolicyFor(c),
+	}
+	if c.KMSKeyARN != "" {
+		st := KMSKeyPolicyStatement(roleARN)
+		p.KMSKeyStatement = &st
+		p.KMSKeyARN = c.KMSKeyARN
+	}
+	return p
+}
+
+// policiesJSON is the shape WriteJSON prints; its keys are a contract with
+// scripts that read it.
+type policiesJSON struct {
+	RoleName          string           `json:"role_name"`
+	RoleARN           string           `json:"role_arn"`
+	PolicyName        string           `json:"policy_name"`
+	TrustPolicy       PolicyDocument   `json:"trust_policy"`
+	PermissionsPolicy PolicyDocument   `json:"permissions_policy"`
+	KMSKeyARN         string           `json:"kms_key_arn,omitempty"`
+	KMSKeyStatement   *PolicyStatement `json:"kms_key_policy_statement,omitempty"`
+}
+
+// WriteJSON writes all of p as one indented JSON object:
+//
+//	{"role_name", "role_arn", "policy_name", "trust_policy",
+//	 "permissions_policy", "kms_key_arn", "kms_key_policy_statement"}
+//
+// The two kms keys are present only when the connection has a KMS key.
+func (p Policies) WriteJSON(w io.Writer) error {
+	if err := p.checkExternalID(); err != nil {
+		return err
+	}
+	return writeIndented(w, policiesJSON{
+		RoleName:          p.RoleName,
+		RoleARN:           p.RoleARN,
+		PolicyName:        p.PolicyName,
+		TrustPolicy:       p.Trust,
+		PermissionsPolicy: p.Permissions,
+		KMSKeyARN:         p.KMSKeyARN,
+		KMSKeyStatement:   p.KMSKeyStatement,
+	})
+}
+
+// WriteDocument writes one raw document as indented JSON, ready to pipe into
+// the AWS CLI (for example `aws iam create-role --assume-role-policy-document
+// file:///dev/stdin`). which is DocumentTrust, DocumentPermissions or
+// DocumentKMS; the last is a single statement to add to the key policy's
+// "Statement" list, not a whole policy.
+func (p Policies) WriteDocument(w io.Writer, which string) error {
+	switch which {
+	case DocumentTrust:
+		if err := p.checkExternalID(); err != nil {
+			return err
+		}
+		return writeIndented(w, p.Trust)
+	case DocumentPermissions:
+		return writeIndented(w, p.Permissions)
+	case DocumentKMS:
+		if p.KMSKeyStatement == nil {
+			return errors.New("policy document \"kms\": the connection has no kms_key_arn; a KMS key policy statement is needed only for buckets encrypted with a customer-managed KMS key")
+		}
+		return writeIndented(w, p.KMSKeyStatement)
+	}
+	return fmt.Errorf("unknown policy document %q: want one of %s, %s, %s", which, DocumentTrust, DocumentPermissions, DocumentKMS)
+}
+
+// WriteText writes the step-by-step IAM setup guide for the customer:
+// create the role, set its trust policy, create and attach the permissions
+// policy, update the KMS key policy (only with a KMS key), then validate with
+// validateCmd (for example `s3connector validate --config F --connection
+// NAME`). The only value in it that must stay private is the External ID,
+// which the customer needs.
+func (p Policies) WriteText(w io.Writer, validateCmd string) error {
+	if err := p.checkExternalID(); err != nil {
+		return err
+	}
+	if validateCmd == "" {
+		validateCmd = "s3connector validate"
+	}
+	var trust, perms, kms bytes.Buffer
+	if err := writeIndented(&trust, p.Trust); err != nil {
+		return err
+	}
+	if err := writeIndented(&perms, p.Permissions); err != nil {
+		return err
+	}
+	if p.KMSKeyStatement != nil {
+		if err := writeIndented(&kms, p.KMSKeyStatement); err != nil {
+			return err
+		}
+	}
+	location := "s3://" + p.Bucket + "/" + p.BasePath
+
+	var b strings.Builder
+	para := func(lines ...string) {
+		for _, l := range lines {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+		b.WriteByte('\n')
+	}
+	step := 0
+	heading := func(title string) {
+		step++
+		para(fmt.Sprintf("Step %d: %s", step, title), strings.Repeat("-", len(title)+8))
+	}
+
+	para("IAM setup for "+location,
+		"",
+		"The connector reaches your bucket by assuming an IAM role in your AWS account",
+		"with AWS STS. You do not need to create an IAM user or generate access keys:",
+		"the connector only uses temporary credentials, which expire after one hour.")
+
+	heading("Create the IAM role")
+	para("Create an IAM role with exactly this name (it is case-sensitive):",
+		"",
+		"    "+p.RoleName,
+		"",
+		"The connector assumes "+p.RoleARN+".")
+
+	heading("Set the trust policy")
+	para("The trust policy decides who may assume the role. Use this document as the",
+		"role's trust relationship (in the IAM console: \"Custom trust policy\"):")
+	b.Write(trust.Bytes())
+	b.WriteByte('\n')
+	para("Why the External ID matters: every customer's role trusts the same connector",
+		"identity. The External ID condition makes sure that only the connection set up",
+		"for you can assume your role. Copy it exactly, with no spaces or line breaks:",
+		"",
+		"    "+p.externalID())
+
+	heading("Attach the permissions policy")
+	para("Create an IAM policy with this document, named",
+		"",
+		"    "+p.PolicyName,
+		"",
+		"and attach it to the role "+p.RoleName+":")
+	b.Write(perms.Bytes())
+	b.WriteByte('\n')
+	archive, errDir := p.BasePath+ArchiveFolder, p.BasePath+ErrorFolder
+	para("What each permission is for:",
+		"",
+		"  s3:ListBucket    list the files in "+location+" and verify the connection",
+		"  s3:GetObject     read your files for import",
+		"  s3:PutObject     write processed files to "+archive+" and "+errDir,
+		"  s3:DeleteObject  remove the original once it has been copied there")
+	para("Files are never permanently deleted: after processing, each file is moved to",
+		archive+" (or to "+errDir+" if its import failed), so you keep a full",
+		"history of what was imported. The policy grants nothing outside",
+		location+".")
+
+	if p.KMSKeyStatement != nil {
+		heading("Allow the role to use your KMS key")
+		para("Your bucket is encrypted with the KMS key",
+			"",
+			"    "+p.KMSKeyARN,
+			"",
+			"Add this statement to the \"Statement\" list of that key's key policy, so the",
+			"role can decrypt your files and encrypt the copies it writes:")
+		b.Write(kms.Bytes())
+		b.WriteByte('\n')
+	}
+
+	heading("Validate the connection")
+	para("Once the role is set up, run:",
+		"",
+		"    "+validateCmd,
+		"",
+		"A successful check prints:",
+		"",
+		"    Connection successful. Found N files in bucket.")
+
+	_, err := io.WriteString(w, strings.TrimSuffix(b.String(), "\n"))
+	return err
+}
+
+// externalID is the External ID the trust policy requires, or "" when it
+// has none (a draft connection before one was generated).
+func (p Policies) externalID() string {
+	for _, st := range p.Trust.Statement {
+		if v := st.Condition["StringEquals"]["sts:ExternalId"]; len(v) == 1 {
+			return v[0]
+		}
+	}
+	return ""
+}
+
+// checkExternalID refuses to print a trust policy without an External ID:
+// such a role could be assumed on behalf of any of the platform's customers.
+func (p Policies) checkExternalID() error {
+	if p.externalID() == "" {
+		return errors.New("trust policy: the connection has no external_id; generate one first (s3connector connection new)")
+	}
+	return nil
+}
+
+// writeIndented writes v as JSON indented by two spaces with a trailing
+// newline. HTML escaping is off so that "<" and "&" in values stay readable.
+func writeIndented(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
