@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/s3connector/s3connector/config"
+	"github.com/s3connector/s3connector/connector"
+)
+
+func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("validate", stderr)
+	configFile := fs.String("config", "", "configuration file (required)")
+	name := fs.String("connection", "", "validate only this connection (default: every connection that is not disabled)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *configFile == "" {
+		return fmt.Errorf("%w: --config is required", errUsage)
+	}
+	cfg, err := config.Load(*configFile)
+	if err != nil {
+		return err
+	}
+	var conns []config.Connection
+	if *name != "" {
+		c, ok := cfg.Connection(*name)
+		if !ok {
+			return fmt.Errorf("%w: no connection named %q in %s", errUsage, *name, *configFile)
+		}
+		conns = append(conns, *c)
+	} else {
+		for _, c := range cfg.Connections {
+			if c.Status != config.StatusDisabled {
+				conns = append(conns, c)
+			}
+		}
+		if len(conns) == 0 {
+			return fmt.Errorf("%s: every connection is disabled; name one with --connection", *configFile)
+		}
+	}
+	platform, err := connector.LoadPlatformConfig(ctx)
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for i, c := range conns {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		if !validateOne(ctx, platform, cfg.PrincipalARN, c, stdout) {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+// validateOne prints one line per check, then the success line or the
+// troubleshooting advice, and reports whether the connection is valid.
+func validateOne(ctx context.Context, platform aws.Config, principal string, c config.Connection, w io.Writer) bool {
+	fmt.Fprintf(w, "Validating connection %q: s3://%s/%s in %s as %s\n", c.Name, c.Bucket, c.BasePath, c.Region, c.RoleARN())
+	conn, err := connector.New(platform, principal, c)
+	if err != nil {
+		fmt.Fprintf(w, "  FAIL  %v\n", err)
+		printAdvice(w, connector.Advise(principal, c, err))
+		return false
+	}
+	report, err := conn.Validate(ctx)
+	for _, check := range report.Checks {
+		if check.Err != nil {
+			fmt.Fprintf(w, "  FAIL  %-30s %s\n        %v\n", check.Name, check.Detail, check.Err)
+			continue
+		}
+		fmt.Fprintf(w, "  ok    %-30s %s\n", check.Name, check.Detail)
+	}
+	if err != nil {
+		printAdvice(w, conn.AdviceFor(err))
+		return false
+	}
+	fmt.Fprintln(w, report.SuccessLine())
+	return true
+}
+
+func printAdvice(w io.Writer, a connector.Advice) {
+	fmt.Fprintf(w, "Validation failed: %s\nCheck the following:\n", a.Headline)
+	for _, c := range a.Checks {
+		fmt.Fprintf(w, "  * %s\n", c)
+	}
+}
