@@ -125,6 +125,9 @@ func New(platform aws.Config, principalARN string, c config.Connection) (*Connec
 		// tiny markers and server-side copies, and the trailing-checksum
 		// encoding is not understood by every S3-compatible store.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		// Objects written without a checksum (most S3-compatible stores,
+		// older AWS objects) are normal here; don't log each one.
+		o.DisableLogOutputChecksumValidationSkipped = true
 	})
 	return &Connection{cfg: c, principal: principalARN, credentials: cache, s3: client}, nil
 }

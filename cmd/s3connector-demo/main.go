@@ -97,14 +97,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	)
 
 	step(out, "s3connector policy --connection acme --format text  (what the customer pastes into AWS)")
-	if _, err := s3connector(ctx, out, env, *binary, "policy", "--config", configFile, "--connection", "acme", "--format", "text"); err != nil {
-		return err
+	if code, err := s3connector(ctx, out, env, *binary, "policy", "--config", configFile, "--connection", "acme", "--format", "text"); err != nil || code != 0 {
+		return errors.Join(err, fmt.Errorf("policy exited %d", code))
 	}
 
 	step(out, "Creating the platform user with exactly the generated permissions policy")
 	var policy bytes.Buffer
-	if _, err := s3connector(ctx, &policy, env, *binary, "policy", "--config", configFile, "--connection", "acme", "--document", "permissions"); err != nil {
-		return err
+	if code, err := s3connector(ctx, &policy, env, *binary, "policy", "--config", configFile, "--connection", "acme", "--document", "permissions"); err != nil || code != 0 {
+		return errors.Join(err, fmt.Errorf("policy exited %d", code))
 	}
 	const user, secret = "platform", "platform-demo-secret"
 	if err := srv.AddUser(ctx, user, secret, policy.Bytes()); err != nil {
