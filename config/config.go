@@ -88,9 +88,10 @@ type Importer struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
-// RoleARN is the ARN of the customer's IAM role the connection assumes.
+// RoleARN is the ARN of the customer's IAM role the connection assumes, in
+// the partition of the connection's region.
 func (c Connection) RoleARN() string {
-	return "arn:aws:iam::" + c.AccountID + ":role/" + c.RoleName
+	return "arn:" + Partition(c.Region) + ":iam::" + c.AccountID + ":role/" + c.RoleName
 }
 
 // Connection returns the connection with the given name.

@@ -92,23 +92,7 @@ func (s *StringOrList) UnmarshalJSON(b []byte) error {
 // Partition returns the AWS partition of a region, as used in ARNs:
 // "aws-cn" for cn-*, "aws-us-gov" for us-gov-*, the isolated partitions by
 // their region prefixes (as in the SDK's partitions.json), "aws" otherwise.
-func Partition(region string) string {
-	// Longest prefixes first: "us-iso-" must not shadow "us-isob-".
-	for _, p := range []struct{ prefix, partition string }{
-		{"us-gov-", "aws-us-gov"},
-		{"us-isob-", "aws-iso-b"},
-		{"us-isof-", "aws-iso-f"},
-		{"us-iso-", "aws-iso"},
-		{"eu-isoe-", "aws-iso-e"},
-		{"eusc-", "aws-eusc"},
-		{"cn-", "aws-cn"},
-	} {
-		if strings.HasPrefix(region, p.prefix) {
-			return p.partition
-		}
-	}
-	return "aws"
-}
+func Partition(region string) string { return config.Partition(region) }
 
 // TrustPolicy is the role's trust policy: principalARN (the platform's own
 // identity) may assume the role, and only when it presents externalID.
