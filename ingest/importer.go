@@ -1,0 +1,72 @@
+// Package ingest holds the Importer interface and the built-in importers.
+// (The lister, worker pool and scheduler arrive with the rest of the
+// scheduled-ingestion work.)
+package ingest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// File describes one object handed to an Importer.
+type File struct {
+	Bucket string
+	// Key is the full object key; RelKey is Key without the base path.
+	Key, RelKey  string
+	Size         int64
+	ETag         string
+	VersionID    string
+	LastModified time.Time
+	ContentType  string
+	Metadata     map[string]string
+	// IdempotencyKey is stable for one version of one object (bucket, key,
+	// ETag or version id): a file re-imported after a crash carries the same
+	// key, so the sink can deduplicate.
+	IdempotencyKey string
+}
+
+// Importer receives files. Import reads body (it need not read to the end;
+// the caller drains and closes it) and returns:
+//   - nil: the file is imported and will be moved to archive/;
+//   - an error wrapped with Permanent: the content is bad and the file will
+//     be moved to error/ with a report;
+//   - any other error: transient trouble; the file stays in the inbox and is
+//     retried on the next run.
+//
+// Import may be called concurrently from several workers and must be
+// idempotent for one IdempotencyKey (delivery is at least once).
+type Importer interface {
+	Import(ctx context.Context, f File, body io.Reader) error
+}
+
+// PermanentError marks an import failure that retrying cannot fix.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err so that IsPermanent reports true for it.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// IsPermanent reports whether err (or anything it wraps) is permanent.
+func IsPermanent(err error) bool {
+	var pe *PermanentError
+	return errors.As(err, &pe)
+}
+
+// Discard reads every body to the end and drops it: dry runs, and the
+// pipeline benchmarks.
+type Discard struct{}
+
+// Import implements Importer.
+func (Discard) Import(_ context.Context, _ File, body io.Reader) error {
+	_, err := io.Copy(io.Discard, body)
+	return err
+}
