@@ -110,37 +110,31 @@ func TestAssumeRoleRequestCarriesExternalID(t *testing.T) {
 
 func TestCredentialsRefreshedBeforeExpiry(t *testing.T) {
 	// Credentials that expire within the refresh window are renewed on the
-	// next use instead of being used until they lapse.
-	fake := &recordingSTS{expiresIn: refreshWindow / 2}
-	ts := httptest.NewServer(fake)
-	defer ts.Close()
-	conn, err := New(platformConfig("k", "s"), platformPrincipal, minioConnection(ts.URL, "refresh", "bucket", ""))
-	if err != nil {
-		t.Fatal(err)
+	// next use instead of being used until they lapse; fresh ones are reused.
+	tests := []struct {
+		name      string
+		expiresIn time.Duration
+		wantCalls int
+	}{
+		{"nearly expired", refreshWindow / 2, 3},
+		{"fresh", refreshWindow * 3, 1},
 	}
-	for range 3 {
-		if _, err := conn.AssumeRole(context.Background()); err != nil {
+	for _, tt := range tests {
+		fake := &recordingSTS{expiresIn: tt.expiresIn}
+		ts := httptest.NewServer(fake)
+		conn, err := New(platformConfig("k", "s"), platformPrincipal, minioConnection(ts.URL, "refresh", "bucket", ""))
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	if n := fake.count(); n != 3 {
-		t.Errorf("STS called %d times for 3 uses of nearly expired credentials, want 3", n)
-	}
-
-	fake2 := &recordingSTS{expiresIn: refreshWindow * 3}
-	ts2 := httptest.NewServer(fake2)
-	defer ts2.Close()
-	conn2, err := New(platformConfig("k", "s"), platformPrincipal, minioConnection(ts2.URL, "refresh", "bucket", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if _, err := conn2.AssumeRole(context.Background()); err != nil {
-			t.Fatal(err)
+		for range 3 {
+			if _, err := conn.AssumeRole(context.Background()); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	if n := fake2.count(); n != 1 {
-		t.Errorf("STS called %d times for 3 uses of fresh credentials, want 1", n)
+		ts.Close()
+		if n := fake.count(); n != tt.wantCalls {
+			t.Errorf("STS called %d times for 3 uses of %s credentials, want %d", n, tt.name, tt.wantCalls)
+		}
 	}
 }
 

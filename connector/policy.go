@@ -89,11 +89,6 @@ func (s *StringOrList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Partition returns the AWS partition of a region, as used in ARNs:
-// "aws-cn" for cn-*, "aws-us-gov" for us-gov-*, the isolated partitions by
-// their region prefixes (as in the SDK's partitions.json), "aws" otherwise.
-func Partition(region string) string { return config.Partition(region) }
-
 // TrustPolicy is the role's trust policy: principalARN (the platform's own
 // identity) may assume the role, and only when it presents externalID.
 func TrustPolicy(principalARN, externalID string) PolicyDocument {
@@ -125,7 +120,7 @@ func PermissionsPolicy(bucket, basePath string) PolicyDocument {
 // PermissionsPolicyFor is PermissionsPolicy for a connection, in the
 // partition of its region.
 func PermissionsPolicyFor(c config.Connection) PolicyDocument {
-	return permissionsPolicy(Partition(c.Region), c.Bucket, c.BasePath)
+	return permissionsPolicy(config.Partition(c.Region), c.Bucket, c.BasePath)
 }
 
 // permissionsPolicy grants exactly what validation and ingestion use:
@@ -201,12 +196,8 @@ type Policies struct {
 // PoliciesFor returns the role, trust policy, permissions policy and, when
 // the connection names a KMS key, the key-policy statement for a connection.
 // principalARN is the platform's own identity (config principal_arn).
-//
-// The role ARN is built in the partition of the connection's region, so in
-// China and GovCloud it can differ from config.Connection.RoleARN, which
-// always uses "aws".
 func PoliciesFor(principalARN string, c config.Connection) Policies {
-	roleARN := "arn:" + Partition(c.Region) + ":iam::" + c.AccountID + ":role/" + c.RoleName
+	roleARN := c.RoleARN()
 	p := Policies{
 		RoleName:    c.RoleName,
 		RoleARN:     roleARN,

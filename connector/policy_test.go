@@ -441,7 +441,7 @@ func TestPolicyPartition(t *testing.T) {
 		{"eusc-de-east-1", "aws-eusc"},
 	}
 	for _, tt := range tests {
-		if got := Partition(tt.region); got != tt.want {
+		if got := config.Partition(tt.region); got != tt.want {
 			t.Errorf("Partition(%q) = %q, want %q", tt.region, got, tt.want)
 		}
 	}

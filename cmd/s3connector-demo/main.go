@@ -10,7 +10,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -97,14 +96,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	)
 
 	step(out, "s3connector policy --connection acme --format text  (what the customer pastes into AWS)")
-	if code, err := s3connector(ctx, out, env, *binary, "policy", "--config", configFile, "--connection", "acme", "--format", "text"); err != nil || code != 0 {
-		return errors.Join(err, fmt.Errorf("policy exited %d", code))
+	if err := s3connector(ctx, out, env, *binary, "policy", "--config", configFile, "--connection", "acme", "--format", "text"); err != nil {
+		return err
 	}
 
 	step(out, "Creating the platform user with exactly the generated permissions policy")
 	var policy bytes.Buffer
-	if code, err := s3connector(ctx, &policy, env, *binary, "policy", "--config", configFile, "--connection", "acme", "--document", "permissions"); err != nil || code != 0 {
-		return errors.Join(err, fmt.Errorf("policy exited %d", code))
+	if err := s3connector(ctx, &policy, env, *binary, "policy", "--config", configFile, "--connection", "acme", "--document", "permissions"); err != nil {
+		return err
 	}
 	const user, secret = "platform", "platform-demo-secret"
 	if err := srv.AddUser(ctx, user, secret, policy.Bytes()); err != nil {
@@ -120,12 +119,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		"AWS_SHARED_CREDENTIALS_FILE="+os.DevNull,
 		"AWS_EC2_METADATA_DISABLED=true",
 	)
-	code, err := s3connector(ctx, out, env, *binary, "validate", "--config", configFile, "--connection", "acme")
-	if err != nil {
+	if err := s3connector(ctx, out, env, *binary, "validate", "--config", configFile, "--connection", "acme"); err != nil {
 		return err
-	}
-	if code != 0 {
-		return fmt.Errorf("validate exited %d", code)
 	}
 
 	if *keep {
@@ -139,19 +134,13 @@ func step(out io.Writer, title string) {
 	fmt.Fprintf(out, "\n==> %s\n", title)
 }
 
-// s3connector runs the binary and returns its exit code; err is set only
-// when it could not run at all.
-func s3connector(ctx context.Context, out io.Writer, env []string, binary string, args ...string) (int, error) {
+// s3connector runs the binary; a non-zero exit is an error.
+func s3connector(ctx context.Context, out io.Writer, env []string, binary string, args ...string) error {
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = out, os.Stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode(), nil
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("s3connector %s: %w", strings.Join(args, " "), err)
 	}
-	if err != nil {
-		return 0, fmt.Errorf("run %s %s: %w", binary, strings.Join(args, " "), err)
-	}
-	return 0, nil
+	return nil
 }

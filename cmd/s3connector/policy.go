@@ -27,9 +27,9 @@ func runPolicy(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, ok := cfg.Connection(*name)
-	if !ok {
-		return fmt.Errorf("%w: no connection named %q in %s", errUsage, *name, *configFile)
+	c, err := lookupConnection(cfg, *name, *configFile)
+	if err != nil {
+		return err
 	}
 	if c.ExternalID == "" {
 		return fmt.Errorf("connection %q has no external_id: generate one with `s3connector connection new --name %s` and add it to %s", c.Name, c.Name, *configFile)

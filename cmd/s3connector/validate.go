@@ -27,9 +27,9 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	var conns []config.Connection
 	if *name != "" {
-		c, ok := cfg.Connection(*name)
-		if !ok {
-			return fmt.Errorf("%w: no connection named %q in %s", errUsage, *name, *configFile)
+		c, err := lookupConnection(cfg, *name, *configFile)
+		if err != nil {
+			return err
 		}
 		conns = append(conns, *c)
 	} else {
@@ -85,6 +85,15 @@ func validateOne(ctx context.Context, platform aws.Config, principal string, c c
 	}
 	fmt.Fprintln(w, report.SuccessLine())
 	return true
+}
+
+// lookupConnection finds a connection named on the command line.
+func lookupConnection(cfg *config.Config, name, configFile string) (*config.Connection, error) {
+	c, ok := cfg.Connection(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: no connection named %q in %s", errUsage, name, configFile)
+	}
+	return c, nil
 }
 
 func printAdvice(w io.Writer, a connector.Advice) {

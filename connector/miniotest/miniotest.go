@@ -48,7 +48,6 @@ type Server struct {
 	cmd       *exec.Cmd
 	done      chan error
 	logFile   *os.File
-	toolsDir  string
 	rootStore *s3.Client
 }
 
@@ -94,7 +93,6 @@ func Start(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	toolsDir := filepath.Dir(bin)
 	dir, err := os.MkdirTemp("", "s3connector-minio-")
 	if err != nil {
 		return nil, err
@@ -102,7 +100,7 @@ func Start(ctx context.Context) (*Server, error) {
 	var lastErr error
 	// A free port can be taken between probing and binding; try a few.
 	for range 3 {
-		s, err := startOnce(ctx, bin, toolsDir, dir)
+		s, err := startOnce(ctx, bin, dir)
 		if err == nil {
 			return s, nil
 		}
@@ -112,7 +110,7 @@ func Start(ctx context.Context) (*Server, error) {
 	return nil, lastErr
 }
 
-func startOnce(ctx context.Context, bin, toolsDir, dir string) (*Server, error) {
+func startOnce(ctx context.Context, bin, dir string) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -131,7 +129,6 @@ func startOnce(ctx context.Context, bin, toolsDir, dir string) (*Server, error) 
 		RootPass: "s3connector-root-secret",
 		dir:      dir,
 		done:     make(chan error, 1),
-		toolsDir: toolsDir,
 	}
 	s.logFile, err = os.Create(filepath.Join(dir, "minio.log"))
 	if err != nil {
