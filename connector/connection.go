@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/s3connector/s3connector/config"
 )
@@ -68,7 +69,11 @@ type Connection struct {
 //
 // AssumeRole is always called with the connection's External ID; New refuses
 // a connection without one.
-func New(platform aws.Config, principalARN string, c config.Connection) (*Connection, error) {
+func New(platform aws.Config, principalARN string, c config.Connection, opts ...Option) (*Connection, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := config.ValidateExternalID(c.ExternalID); err != nil {
 		return nil, &classified{ErrInvalidExternalID, fmt.Errorf("connection %q: external_id: %w", c.Name, err)}
 	}
@@ -92,7 +97,15 @@ func New(platform aws.Config, principalARN string, c config.Connection) (*Connec
 		o.RoleSessionName = SessionName(c.Name)
 		o.Duration = SessionDuration
 	})
-	cache := aws.NewCredentialsCache(provider, func(o *aws.CredentialsCacheOptions) {
+	var credentials aws.CredentialsProvider = provider
+	if hook := o.hooks.AssumeRole; hook != nil {
+		credentials = aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
+			creds, err := provider.Retrieve(ctx)
+			hook(creds.Expires, Classify(err, c.Region))
+			return creds, err
+		})
+	}
+	cache := aws.NewCredentialsCache(credentials, func(o *aws.CredentialsCacheOptions) {
 		o.ExpiryWindow = refreshWindow
 		o.ExpiryWindowJitterFrac = 0.5
 	})
@@ -128,8 +141,45 @@ func New(platform aws.Config, principalARN string, c config.Connection) (*Connec
 		// Objects written without a checksum (most S3-compatible stores,
 		// older AWS objects) are normal here; don't log each one.
 		o.DisableLogOutputChecksumValidationSkipped = true
+	}, func(so *s3.Options) {
+		if hook := o.hooks.S3Request; hook != nil {
+			so.APIOptions = append(so.APIOptions, requestHook(hook, c.Region))
+		}
 	})
 	return &Connection{cfg: c, principal: principalARN, credentials: cache, s3: client}, nil
+}
+
+// Option configures New.
+type Option func(*options)
+
+type options struct{ hooks Hooks }
+
+// Hooks observe a connection's traffic, for metrics. Each hook is called
+// synchronously and must be cheap and safe for concurrent use.
+type Hooks struct {
+	// S3Request is called after every S3 request attempt (retries
+	// included) with the API operation name (GetObject, CopyObject, ...) and
+	// the classified error (nil on success; see ResultLabel).
+	S3Request func(operation string, err error)
+	// AssumeRole is called after every call to STS AssumeRole, with the new
+	// credentials' expiry on success.
+	AssumeRole func(expires time.Time, err error)
+}
+
+// WithHooks installs observation hooks.
+func WithHooks(h Hooks) Option { return func(o *options) { o.hooks = h } }
+
+// requestHook adds a middleware after the retry middleware, so it sees
+// every attempt and its deserialized error.
+func requestHook(hook func(string, error), region string) func(*middleware.Stack) error {
+	return func(stack *middleware.Stack) error {
+		return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("s3connector.RequestHook",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleFinalize(ctx, in)
+				hook(middleware.GetOperationName(ctx), Classify(err, region))
+				return out, md, err
+			}), "Retry", middleware.After)
+	}
 }
 
 // SessionName is the RoleSessionName for a connection; it shows in the

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -28,6 +29,13 @@ var (
 	// ErrInvalidExternalID: the External ID is malformed, either by our own
 	// check or by STS's parameter validation.
 	ErrInvalidExternalID = errors.New("invalid external id")
+	// ErrPreconditionFailed: a conditional request (If-Match,
+	// CopySourceIfMatch, If-None-Match) did not hold: the object changed or
+	// already exists (412 PreconditionFailed, 409 ConditionalRequestConflict).
+	ErrPreconditionFailed = errors.New("precondition failed")
+	// ErrSSECUnsupported: the object is encrypted with a customer-provided
+	// key (SSE-C), which the connector cannot read.
+	ErrSSECUnsupported = errors.New("object is encrypted with a customer-provided key (SSE-C), which s3connector does not support; re-upload it with SSE-S3 or SSE-KMS")
 )
 
 // classified wraps an AWS error with its class; errors.Is matches both the
@@ -120,6 +128,11 @@ func Classify(err error, region string) error {
 			actual = m[1]
 		}
 		return &RegionError{Configured: region, Actual: actual, Err: err}
+	case code == "PreconditionFailed" || code == "ConditionalRequestConflict" || status == http.StatusPreconditionFailed:
+		return &classified{ErrPreconditionFailed, err}
+	case code == "InvalidRequest" && strings.Contains(msg, "Server Side Encryption") ||
+		strings.Contains(msg, "SSE-C") || strings.Contains(msg, "customer-provided"):
+		return &classified{ErrSSECUnsupported, err}
 	case accessDeniedCodes[code] || status == http.StatusForbidden:
 		return &classified{ErrAccessDenied, err}
 	case notFoundCodes[code] || status == http.StatusNotFound:
@@ -128,4 +141,29 @@ func Classify(err error, region string) error {
 		return &classified{ErrThrottled, err}
 	}
 	return err
+}
+
+// ResultLabel names the outcome of one S3 request for metrics: ok,
+// access_denied, not_found, precondition_failed, throttled, wrong_region,
+// canceled or error. The set is fixed, so it is a safe label value.
+func ResultLabel(err error, region string) string {
+	if err == nil {
+		return "ok"
+	}
+	err = Classify(err, region)
+	switch {
+	case errors.Is(err, ErrAccessDenied):
+		return "access_denied"
+	case errors.Is(err, ErrNotFound):
+		return "not_found"
+	case errors.Is(err, ErrPreconditionFailed):
+		return "precondition_failed"
+	case errors.Is(err, ErrThrottled):
+		return "throttled"
+	case errors.Is(err, ErrWrongRegion):
+		return "wrong_region"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "canceled"
+	}
+	return "error"
 }

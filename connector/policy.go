@@ -126,7 +126,10 @@ func PermissionsPolicyFor(c config.Connection) PolicyDocument {
 // permissionsPolicy grants exactly what validation and ingestion use:
 // ListObjectsV2 (s3:ListBucket), GetObject and HeadObject (s3:GetObject),
 // PutObject and the copy into archive/ or error/ (s3:GetObject on the
-// source, s3:PutObject on the target) and DeleteObject (s3:DeleteObject).
+// source, s3:PutObject on the target; multipart copies above 5 GiB also
+// use s3:AbortMultipartUpload to clean up after a failure), DeleteObject
+// (s3:DeleteObject) and, on versioned buckets, deleting exactly the version
+// that was imported (s3:DeleteObjectVersion).
 func permissionsPolicy(partition, bucket, basePath string) PolicyDocument {
 	bucketARN := "arn:" + partition + ":s3:::" + bucket
 	list := PolicyStatement{
@@ -149,7 +152,7 @@ func permissionsPolicy(partition, bucket, basePath string) PolicyDocument {
 			{
 				Sid:      SidObjectOperations,
 				Effect:   "Allow",
-				Action:   StringOrList{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
+				Action:   StringOrList{"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:AbortMultipartUpload"},
 				Resource: StringOrList{bucketARN + "/" + basePath + "*"},
 			},
 		},
@@ -347,10 +350,12 @@ func (p Policies) WriteText(w io.Writer, validateCmd string) error {
 	archive, errDir := p.BasePath+ArchiveFolder, p.BasePath+ErrorFolder
 	para("What each permission is for:",
 		"",
-		"  s3:ListBucket    list the files in "+location+" and verify the connection",
-		"  s3:GetObject     read your files for import",
-		"  s3:PutObject     write processed files to "+archive+" and "+errDir,
-		"  s3:DeleteObject  remove the original once it has been copied there")
+		"  s3:ListBucket            list the files in "+location+" and verify the connection",
+		"  s3:GetObject             read your files for import",
+		"  s3:PutObject             write processed files to "+archive+" and "+errDir,
+		"  s3:DeleteObject          remove the original once it has been copied there",
+		"  s3:DeleteObjectVersion   on a versioned bucket, remove exactly the version imported",
+		"  s3:AbortMultipartUpload  clean up an interrupted copy of a file over 5 GiB")
 	para("Files are never permanently deleted: after processing, each file is moved to",
 		archive+" (or to "+errDir+" if its import failed), so you keep a full",
 		"history of what was imported. The policy grants nothing outside",

@@ -276,7 +276,7 @@ func TestPolicyPermissionsLeastPrivilege(t *testing.T) {
 					t.Errorf("statement %s: unexpected condition %v", st.Sid, st.Condition)
 				}
 			}
-			want := []string{"s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject"}
+			want := []string{"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetObject", "s3:ListBucket", "s3:PutObject"}
 			got := make([]string, 0, len(granted))
 			for a := range granted {
 				got = append(got, a)
