@@ -21,7 +21,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -359,4 +361,46 @@ func (s *Server) mc(ctx context.Context, args ...string) error {
 		return fmt.Errorf("mc %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
 	return nil
+}
+
+// The shared server: one MinIO per test binary, started on first use.
+var (
+	sharedOnce sync.Once
+	shared     *Server
+	sharedErr  error
+)
+
+// Shared returns the test binary's MinIO server, starting it on first use;
+// it fails the test if the server cannot start. Call CloseShared from
+// TestMain after m.Run.
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	sharedOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		shared, sharedErr = Start(ctx)
+	})
+	if sharedErr != nil {
+		t.Fatalf("start MinIO: %v", sharedErr)
+	}
+	return shared
+}
+
+// CloseShared stops the shared server if it was started.
+func CloseShared() {
+	if shared != nil {
+		shared.Close()
+	}
+}
+
+// S3ClientAt is S3Client for another endpoint in front of this server (a
+// recording or fault-injecting proxy).
+func (s *Server) S3ClientAt(endpoint, accessKey, secretKey string) *s3.Client {
+	return s3.New(s3.Options{
+		Region:       Region,
+		BaseEndpoint: aws.String(endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
+		HTTPClient:   awshttp.NewBuildableClient(),
+	})
 }

@@ -1,0 +1,307 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// API is the part of the S3 client the move uses; *s3.Client implements it.
+type API interface {
+	CopyObject(context.Context, *s3.CopyObjectInput, ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
+	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	DeleteObjects(context.Context, *s3.DeleteObjectsInput, ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error)
+	CreateMultipartUpload(context.Context, *s3.CreateMultipartUploadInput, ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
+	UploadPartCopy(context.Context, *s3.UploadPartCopyInput, ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error)
+	CompleteMultipartUpload(context.Context, *s3.CompleteMultipartUploadInput, ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
+	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+}
+
+// Defaults of Mover.
+const (
+	// SingleCopyLimit is the largest object one CopyObject may copy (5 GiB).
+	SingleCopyLimit int64 = 5 << 30
+	// MinPartSize is S3's smallest part (except the last).
+	MinPartSize int64 = 5 << 20
+	// MaxParts is S3's largest number of parts in one upload.
+	MaxParts = 10000
+	// DefaultPartSize is the part size of multipart copies.
+	DefaultPartSize int64 = 512 << 20
+	// DefaultPartConcurrency is how many parts of one object are copied at
+	// once.
+	DefaultPartConcurrency = 4
+	// finishTimeout bounds the completion of a move that has started
+	// copying when its context is cancelled (see Move).
+	finishTimeout = 2 * time.Minute
+)
+
+// Source is the inbox object being moved, as the worker read it.
+type Source struct {
+	Bucket string
+	// Key is the full key; RelKey is Key without the base path.
+	Key, RelKey string
+	// ETag is the listed ETag (with its quotes); every step is pinned to it.
+	ETag string
+	// VersionID is set on versioned buckets; the delete is pinned to it.
+	VersionID string
+	Size      int64
+	Attrs     Attributes
+}
+
+// Attributes are what the archived copy keeps of the original.
+type Attributes struct {
+	ContentType, ContentEncoding, ContentDisposition, ContentLanguage, CacheControl string
+	// Metadata is the user metadata (x-amz-meta-*).
+	Metadata     map[string]string
+	StorageClass types.StorageClass
+	// Encryption: SSE is "", AES256 (SSE-S3), aws:kms or aws:kms:dsse;
+	// KMSKeyID and BucketKeyEnabled go with the KMS kinds.
+	SSE              types.ServerSideEncryption
+	KMSKeyID         string
+	BucketKeyEnabled bool
+}
+
+// AttributesFromGet reads the attributes from a GetObject response.
+func AttributesFromGet(out *s3.GetObjectOutput) Attributes {
+	return Attributes{
+		ContentType:        aws.ToString(out.ContentType),
+		ContentEncoding:    aws.ToString(out.ContentEncoding),
+		ContentDisposition: aws.ToString(out.ContentDisposition),
+		ContentLanguage:    aws.ToString(out.ContentLanguage),
+		CacheControl:       aws.ToString(out.CacheControl),
+		Metadata:           out.Metadata,
+		StorageClass:       out.StorageClass,
+		SSE:                out.ServerSideEncryption,
+		KMSKeyID:           aws.ToString(out.SSEKMSKeyId),
+		BucketKeyEnabled:   aws.ToBool(out.BucketKeyEnabled),
+	}
+}
+
+// Report is the sidecar written next to every error/ file, as
+// <name>.error.json.
+type Report struct {
+	Reason     string    `json:"reason"`
+	Attempts   int       `json:"attempts"`
+	Connection string    `json:"connection"`
+	RunID      string    `json:"run_id"`
+	Bucket     string    `json:"bucket"`
+	Key        string    `json:"key"`
+	ETag       string    `json:"etag"`
+	VersionID  string    `json:"version_id,omitempty"`
+	Size       int64     `json:"size"`
+	ErrorKey   string    `json:"error_key"`
+	Modified   time.Time `json:"last_modified,omitzero"`
+	FirstSeen  time.Time `json:"first_failure,omitzero"`
+	FailedAt   time.Time `json:"failed_at"`
+}
+
+// Mover moves objects within one bucket and base path. It is safe for
+// concurrent use.
+type Mover struct {
+	S3       API
+	Bucket   string
+	BasePath string
+	// MultipartThreshold: objects larger than this are copied with
+	// UploadPartCopy. 0 means SingleCopyLimit (5 GiB), the most one
+	// CopyObject can copy; tests lower it.
+	MultipartThreshold int64
+	// PartSize of multipart copies; 0 means DefaultPartSize. It grows when
+	// needed to stay within MaxParts.
+	PartSize int64
+	// PartConcurrency: parts of one object copied at once; 0 means
+	// DefaultPartConcurrency.
+	PartConcurrency int
+	// SingleDeletes turns off batching of deletes into DeleteObjects.
+	SingleDeletes bool
+	// Now is the clock for archive names; nil means time.Now.
+	Now func() time.Time
+
+	batchOnce sync.Once
+	batch     *deleteBatcher
+}
+
+// Result is where a moved file went.
+type Result struct {
+	// Key is the archived copy; Report the sidecar (error/ only).
+	Key, Report string
+}
+
+// Move copies src to folder under a unique name and then deletes it from
+// the inbox, pinned to src.ETag (and src.VersionID when set). For error/,
+// report (required) is written first as the sidecar. runID names the run.
+//
+// Once the copy has started, Move finishes the move even if ctx is
+// cancelled (within a bounded time), so a cancelled run leaves no file
+// half-moved; it starts nothing when ctx is already done.
+//
+// On error the original is still in the inbox, except when the error is
+// from the final delete (*DeleteError): then a complete copy exists and the
+// next run re-imports the file (at least once).
+func (m *Mover) Move(ctx context.Context, src Source, folder Folder, runID string, report *Report) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	now := time.Now
+	if m.Now != nil {
+		now = m.Now
+	}
+	dest := DestKey(m.BasePath, folder, src.RelKey, now(), runID)
+	if len(dest) > MaxKeyLength {
+		return Result{}, fmt.Errorf("cannot %s %q: the destination key would be longer than S3's %d-byte limit; move or rename the file by hand", verb(folder), src.Key, MaxKeyLength)
+	}
+	if folder == Error && report == nil {
+		return Result{}, errors.New("archive: moving to error/ needs a report")
+	}
+	// From here on, finish what we start even if the run is cancelled.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+
+	res := Result{Key: dest}
+	if report != nil {
+		report.ErrorKey = dest
+		res.Report = ReportKey(dest)
+		if err := m.putReport(ctx, res.Report, src, report); err != nil {
+			return Result{}, err
+		}
+	}
+	if err := m.copy(ctx, src, dest); err != nil {
+		if res.Report != "" {
+			// Best effort: a report without its file would mislead.
+			_, _ = m.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &m.Bucket, Key: &res.Report})
+		}
+		return Result{}, err
+	}
+	if err := m.delete(ctx, src); err != nil {
+		return res, &DeleteError{Key: src.Key, Copy: dest, Err: err}
+	}
+	return res, nil
+}
+
+// DeleteError reports a move whose copy succeeded but whose delete did not:
+// the original stays in the inbox (and is re-imported by the next run).
+type DeleteError struct {
+	Key, Copy string
+	Err       error
+}
+
+func (e *DeleteError) Error() string {
+	return fmt.Sprintf("delete %q after copying it to %q: %v", e.Key, e.Copy, e.Err)
+}
+func (e *DeleteError) Unwrap() error { return e.Err }
+
+func verb(f Folder) string {
+	if f == Error {
+		return "move to error/"
+	}
+	return "archive"
+}
+
+// CopySource is the x-amz-copy-source value for bucket/key: URL-encoded
+// per path segment, with '+' encoded too (S3 would read it as a space).
+func CopySource(bucket, key string) string {
+	segs := strings.Split(key, "/")
+	for i, s := range segs {
+		segs[i] = strings.ReplaceAll(url.PathEscape(s), "+", "%2B")
+	}
+	return bucket + "/" + strings.Join(segs, "/")
+}
+
+func (m *Mover) threshold() int64 {
+	if m.MultipartThreshold > 0 {
+		return m.MultipartThreshold
+	}
+	return SingleCopyLimit
+}
+
+func (m *Mover) copy(ctx context.Context, src Source, dest string) error {
+	if src.Size > m.threshold() {
+		return m.multipartCopy(ctx, src, dest)
+	}
+	in := &s3.CopyObjectInput{
+		Bucket:            &m.Bucket,
+		Key:               &dest,
+		CopySource:        aws.String(CopySource(src.Bucket, src.Key)),
+		CopySourceIfMatch: aws.String(src.ETag),
+		// Never replace an existing object (AWS honours this; names are
+		// unique anyway, see DestKey).
+		IfNoneMatch:       aws.String("*"),
+		MetadataDirective: types.MetadataDirectiveCopy,
+		TaggingDirective:  types.TaggingDirectiveCopy,
+		StorageClass:      src.Attrs.StorageClass,
+	}
+	setEncryption(src.Attrs, &in.ServerSideEncryption, &in.SSEKMSKeyId, &in.BucketKeyEnabled)
+	if _, err := m.S3.CopyObject(ctx, in); err != nil {
+		return fmt.Errorf("copy %q to %q: %w", src.Key, dest, err)
+	}
+	return nil
+}
+
+// setEncryption asks for the source's encryption on the copy. Without it
+// S3 would apply the bucket default, which may differ (I6).
+func setEncryption(a Attributes, sse *types.ServerSideEncryption, keyID **string, bucketKey **bool) {
+	switch a.SSE {
+	case "":
+		return
+	case types.ServerSideEncryptionAwsKms, types.ServerSideEncryptionAwsKmsDsse:
+		*sse = a.SSE
+		if a.KMSKeyID != "" {
+			*keyID = aws.String(a.KMSKeyID)
+		}
+		if a.BucketKeyEnabled {
+			*bucketKey = aws.Bool(true)
+		}
+	default:
+		*sse = a.SSE
+	}
+}
+
+func (m *Mover) putReport(ctx context.Context, key string, src Source, r *Report) error {
+	body, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	in := &s3.PutObjectInput{
+		Bucket:      &m.Bucket,
+		Key:         &key,
+		Body:        bytes.NewReader(append(body, '\n')),
+		ContentType: aws.String("application/json"),
+		IfNoneMatch: aws.String("*"),
+	}
+	setEncryption(src.Attrs, &in.ServerSideEncryption, &in.SSEKMSKeyId, &in.BucketKeyEnabled)
+	if _, err := m.S3.PutObject(ctx, in); err != nil {
+		return fmt.Errorf("write error report %q: %w", key, err)
+	}
+	return nil
+}
+
+// delete removes the original, pinned to what was imported: its version
+// on versioned buckets, its ETag (If-Match) otherwise.
+func (m *Mover) delete(ctx context.Context, src Source) error {
+	if m.SingleDeletes {
+		return m.deleteOne(ctx, src)
+	}
+	m.batchOnce.Do(func() { m.batch = newDeleteBatcher(m) })
+	return m.batch.delete(ctx, src)
+}
+
+func (m *Mover) deleteOne(ctx context.Context, src Source) error {
+	in := &s3.DeleteObjectInput{Bucket: &m.Bucket, Key: aws.String(src.Key)}
+	if src.VersionID != "" {
+		in.VersionId = aws.String(src.VersionID)
+	} else {
+		in.IfMatch = aws.String(src.ETag)
+	}
+	_, err := m.S3.DeleteObject(ctx, in)
+	return err
+}

@@ -1,0 +1,138 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// partSize returns the part size for an object of the given size: the
+// configured size, grown to stay within MaxParts, never below MinPartSize.
+func (m *Mover) partSize(size int64) int64 {
+	ps := m.PartSize
+	if ps <= 0 {
+		ps = DefaultPartSize
+	}
+	if need := (size + MaxParts - 1) / MaxParts; ps < need {
+		ps = need
+	}
+	return max(ps, MinPartSize)
+}
+
+// multipartCopy copies objects above the single-copy limit with
+// UploadPartCopy, every part pinned to the source ETag. The upload carries
+// the attributes CopyObject would have copied (content type, metadata,
+// storage class, encryption); it is aborted on any failure, so no
+// half-written object is left behind.
+func (m *Mover) multipartCopy(ctx context.Context, src Source, dest string) (err error) {
+	a := src.Attrs
+	create := &s3.CreateMultipartUploadInput{
+		Bucket:       &m.Bucket,
+		Key:          &dest,
+		Metadata:     a.Metadata,
+		StorageClass: a.StorageClass,
+	}
+	for _, f := range []struct {
+		dst **string
+		v   string
+	}{
+		{&create.ContentType, a.ContentType}, {&create.ContentEncoding, a.ContentEncoding},
+		{&create.ContentDisposition, a.ContentDisposition}, {&create.ContentLanguage, a.ContentLanguage},
+		{&create.CacheControl, a.CacheControl},
+	} {
+		if f.v != "" {
+			*f.dst = aws.String(f.v)
+		}
+	}
+	setEncryption(a, &create.ServerSideEncryption, &create.SSEKMSKeyId, &create.BucketKeyEnabled)
+	up, err := m.S3.CreateMultipartUpload(ctx, create)
+	if err != nil {
+		return fmt.Errorf("copy %q to %q: start multipart copy: %w", src.Key, dest, err)
+	}
+	defer func() {
+		if err != nil {
+			// Detached: the upload must be cleaned up even if ctx is done.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+			defer cancel()
+			_, _ = m.S3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+				Bucket: &m.Bucket, Key: &dest, UploadId: up.UploadId})
+		}
+	}()
+
+	ps := m.partSize(src.Size)
+	n := int((src.Size + ps - 1) / ps)
+	parts := make([]types.CompletedPart, n)
+	conc := m.PartConcurrency
+	if conc <= 0 {
+		conc = DefaultPartConcurrency
+	}
+	copySource := aws.String(CopySource(src.Bucket, src.Key))
+
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		next     = make(chan int)
+	)
+	for range min(conc, n) {
+		wg.Go(func() {
+			for i := range next {
+				first := int64(i) * ps
+				last := min(first+ps, src.Size) - 1
+				out, err := m.S3.UploadPartCopy(pctx, &s3.UploadPartCopyInput{
+					Bucket:            &m.Bucket,
+					Key:               &dest,
+					UploadId:          up.UploadId,
+					PartNumber:        aws.Int32(int32(i + 1)),
+					CopySource:        copySource,
+					CopySourceIfMatch: aws.String(src.ETag),
+					CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
+				})
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("copy %q to %q: part %d of %d: %w", src.Key, dest, i+1, n, err)
+						cancel()
+					}
+					mu.Unlock()
+					continue
+				}
+				parts[i] = types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.CopyPartResult.ETag}
+			}
+		})
+	}
+	for i := range n {
+		select {
+		case next <- i:
+		case <-pctx.Done():
+		}
+		if pctx.Err() != nil {
+			break
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, err = m.S3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          &m.Bucket,
+		Key:             &dest,
+		UploadId:        up.UploadId,
+		IfNoneMatch:     aws.String("*"),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		return fmt.Errorf("copy %q to %q: complete multipart copy: %w", src.Key, dest, err)
+	}
+	return nil
+}
