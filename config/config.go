@@ -54,6 +54,21 @@ type Connection struct {
 	Region    string `yaml:"region"`
 	// BasePath is an optional key prefix; it is normalised to end with "/".
 	BasePath string `yaml:"base_path"`
+	// Include and Exclude are glob patterns (doublestar syntax: "*" stays
+	// within a folder, "**" crosses folders) matched against the key
+	// relative to BasePath. A file is taken when it matches any Include
+	// (or Include is empty) and no Exclude. Default: every file.
+	Include []string `yaml:"include"`
+	Exclude []string `yaml:"exclude"`
+	// MinAge skips objects modified less than this long ago: files that may
+	// still be being uploaded. Default 0, no wait.
+	MinAge time.Duration `yaml:"min_age"`
+	// MaxFiles caps the files taken per run; 0 (the default) is unlimited.
+	MaxFiles int `yaml:"max_files"`
+	// MaxAttempts sends a file to error/ (with a report) after this many
+	// transient failures across runs; 0 (the default) retries forever. The
+	// counts are kept in the bucket under <base_path>error/.s3connector/attempts/.
+	MaxAttempts int `yaml:"max_attempts"`
 	// RoleName defaults to RoleNamePrefix + Name.
 	RoleName string `yaml:"role_name"`
 	// ExternalID guards the role's trust policy; required unless draft.
@@ -74,7 +89,8 @@ type Connection struct {
 
 // Importer selects and configures the sink that receives each file.
 type Importer struct {
-	// Type is one of dir, discard, exec, http.
+	// Type is one of the built-in types dir, discard, exec, http, or a type
+	// registered with RegisterImporterType.
 	Type string `yaml:"type"`
 	// Path is the target directory of the dir importer.
 	Path string `yaml:"path"`
@@ -86,6 +102,10 @@ type Importer struct {
 	Headers map[string]string `yaml:"headers"`
 	// Timeout bounds one file's import (exec and http).
 	Timeout time.Duration `yaml:"timeout"`
+	// Options are free-form settings for an importer type registered from
+	// Go; its constructor reads and checks them. The built-in types reject them.
+	// Nested mappings decode as map[string]any.
+	Options map[string]any `yaml:"options"`
 }
 
 // RoleARN is the ARN of the customer's IAM role the connection assumes, in

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +73,10 @@ var badFiles = []struct {
 		},
 	},
 	{
+		file: "exclude_absolute.bad.yaml",
+		want: []string{`connections[0].exclude[0]: must not start with "/", got "/incoming/tmp/**": patterns match the key relative to base_path`},
+	},
+	{
 		file:   "external_id_chars.bad.yaml",
 		want:   []string{`connections[0].external_id: contains "$" at character 1, which STS does not accept; an environment variable is written ${NAME}`},
 		absent: []string{"ACME_EXTERNAL_ID_NOT_EXPANDED"},
@@ -116,6 +121,10 @@ var badFiles = []struct {
 		want: []string{"connections[0].importer.type: is required for an active connection; one of dir, discard, exec, http"},
 	},
 	{
+		file: "importer_options.bad.yaml",
+		want: []string{`connections[0].importer.options: not used by the built-in importer type "http"; options are read only by importer types registered from Go`},
+	},
+	{
 		file: "importer_timeout.bad.yaml",
 		want: []string{"line 10: cannot unmarshal !!int `30` into a duration (write it with a unit, e.g. \"30s\")"},
 	},
@@ -124,8 +133,16 @@ var badFiles = []struct {
 		want: []string{`connections[0].importer.type: unknown importer type "ftp"; must be one of dir, discard, exec, http`},
 	},
 	{
+		file: "importer_type_typo.bad.yaml",
+		want: []string{`connections[0].importer.type: unknown importer type "htpp"; must be one of dir, discard, exec, http; did you mean "http"?`},
+	},
+	{
 		file: "importer_unused_field.bad.yaml",
 		want: []string{`connections[0].importer.url: not used by importer type "dir"`},
+	},
+	{
+		file: "include_pattern.bad.yaml",
+		want: []string{`connections[0].include[1]: invalid glob pattern "orders/[a-z.json": look for an unclosed "[" or "{"`},
 	},
 	{
 		file: "kms_key_arn.bad.yaml",
@@ -134,6 +151,18 @@ var badFiles = []struct {
 	{
 		file: "listen.bad.yaml",
 		want: []string{`listen: must be host:port such as "127.0.0.1:9464", got "9464"`},
+	},
+	{
+		file: "max_attempts.bad.yaml",
+		want: []string{"connections[0].max_attempts: must not be negative (0 means unlimited), got -3"},
+	},
+	{
+		file: "max_files.bad.yaml",
+		want: []string{"connections[0].max_files: must not be negative (0 means unlimited), got -1"},
+	},
+	{
+		file: "min_age.bad.yaml",
+		want: []string{"connections[0].min_age: must not be negative, got -10m0s"},
 	},
 	{
 		file: "multiple.bad.yaml",
@@ -294,6 +323,7 @@ func TestLoadGood(t *testing.T) {
 	t.Setenv("S3C_TEST_ACME_EXTERNAL_ID", "acme-0123456789-external")
 	t.Setenv("S3C_TEST_INGEST_TOKEN", "s3cr3t-token")
 	unsetEnv(t, "S3C_TEST_NOT_SET_ANYWHERE")
+	registerImporterTypeForTest(t, "kafka")
 
 	cfg, err := Load(filepath.Join(testdataDir, "good.yaml"))
 	if err != nil {
@@ -310,6 +340,11 @@ func TestLoadGood(t *testing.T) {
 				Bucket:      "acme-exports",
 				Region:      "eu-central-1",
 				BasePath:    "incoming/daily/",
+				Include:     []string{"**/*.csv", "orders/*.json"},
+				Exclude:     []string{"**/_tmp/**", "**/*.partial"},
+				MinAge:      10 * time.Minute,
+				MaxFiles:    500,
+				MaxAttempts: 5,
 				RoleName:    "acme-s3connector-reader",
 				ExternalID:  "acme-0123456789-external",
 				KMSKeyARN:   "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
@@ -363,6 +398,25 @@ func TestLoadGood(t *testing.T) {
 				Schedule:   DefaultSchedule,
 				Workers:    DefaultWorkers,
 				Importer:   Importer{Type: "discard"},
+			},
+			{
+				Name:      "hooli",
+				Status:    StatusDraft,
+				AccountID: "444455556666",
+				Bucket:    "hooli-outbox",
+				Region:    "us-west-2",
+				RoleName:  "s3connector-hooli",
+				Schedule:  DefaultSchedule,
+				Workers:   DefaultWorkers,
+				Importer: Importer{
+					Type:    "kafka",
+					Timeout: 10 * time.Second,
+					Options: map[string]any{
+						"brokers": []any{"kafka-1:9092", "kafka-2:9092"},
+						"topic":   "hooli-files",
+						"batch":   map[string]any{"size": 100, "linger": "50ms"},
+					},
+				},
 			},
 		},
 	}
@@ -476,6 +530,42 @@ connections:
 			name:    "kms key in unknown region",
 			yaml:    "principal_arn: arn:aws:iam::111122223333:root\n" + conn + "    kms_key_arn: arn:aws:kms:xx-east-1:123456789012:alias/acme\n",
 			wantErr: `connections[0].kms_key_arn: unknown AWS region "xx-east-1"`,
+		},
+		{
+			name:    "options on a built-in importer",
+			yaml:    "principal_arn: arn:aws:iam::111122223333:root\n" + conn + "    importer: {type: dir, path: /data, options: {}}\n",
+			wantErr: `connections[0].importer.options: not used by the built-in importer type "dir"`,
+		},
+		{
+			name:    "unregistered custom importer",
+			yaml:    "principal_arn: arn:aws:iam::111122223333:root\n" + conn + "    importer: {type: mysink, options: {a: 1}}\n",
+			wantErr: `connections[0].importer.type: unknown importer type "mysink"; must be one of dir, discard, exec, http`,
+		},
+		{
+			name:    "empty include pattern",
+			yaml:    "principal_arn: arn:aws:iam::111122223333:root\n" + conn + "    include: [\"*.csv\", \"\"]\n",
+			wantErr: "connections[0].include[1]: must not be empty",
+		},
+		{
+			name:    "unmatched brace in exclude",
+			yaml:    "principal_arn: arn:aws:iam::111122223333:root\n" + conn + "    exclude: [\"*.{csv,tsv\"]\n",
+			wantErr: `connections[0].exclude[0]: invalid glob pattern "*.{csv,tsv"`,
+		},
+		{
+			name:    "min_age without a unit",
+			yaml:    "principal_arn: arn:aws:iam::111122223333:root\n" + conn + "    min_age: 600\n",
+			wantErr: "line 8: cannot unmarshal !!int `600` into a duration (write it with a unit, e.g. \"30s\")",
+		},
+		{
+			name: "selection keys",
+			yaml: "principal_arn: arn:aws:iam::111122223333:root\n" + conn + "    include: [\"**/*.csv\"]\n    min_age: 90s\n    max_files: 0\n    max_attempts: 3\n",
+			check: func(t *testing.T, c *Config) {
+				got := c.Connections[0]
+				if !slices.Equal(got.Include, []string{"**/*.csv"}) || got.Exclude != nil || got.MinAge != 90*time.Second ||
+					got.MaxFiles != 0 || got.MaxAttempts != 3 {
+					t.Errorf("selection keys = %+v", got)
+				}
+			},
 		},
 		{
 			name:    "listen port not numeric",

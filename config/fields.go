@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/bmatcuk/doublestar/v4"
 	"github.com/robfig/cron/v3"
 )
 
@@ -286,3 +287,17 @@ func isControl(r rune) bool {
 
 // isIPv4 matches what looks like an IPv4 address, leading zeros included.
 func isIPv4(s string) bool { return ipv4RE.MatchString(s) }
+
+// validatePattern checks an include or exclude glob pattern (doublestar
+// syntax), matched against keys relative to base_path.
+func validatePattern(pattern string) error {
+	switch {
+	case pattern == "":
+		return errors.New("must not be empty")
+	case strings.HasPrefix(pattern, "/"):
+		return fmt.Errorf(`must not start with "/", got %q: patterns match the key relative to base_path`, pattern)
+	case !doublestar.ValidatePattern(pattern):
+		return fmt.Errorf(`invalid glob pattern %q: look for an unclosed "[" or "{", an empty "[]", a stray "}" or a trailing "\"`, pattern)
+	}
+	return nil
+}

@@ -32,15 +32,14 @@ const (
 	ImporterHTTP    = "http"
 )
 
-// importerKeys lists, per importer type, the keys besides type it uses.
+// importerKeys lists, per built-in importer type, the keys besides type it
+// uses. None uses options, which only registered types read.
 var importerKeys = map[string][]string{
 	ImporterDir:     {"path"},
 	ImporterDiscard: {},
 	ImporterExec:    {"command", "timeout"},
 	ImporterHTTP:    {"url", "headers", "timeout"},
 }
-
-var importerTypes = strings.Join(slices.Sorted(maps.Keys(importerKeys)), ", ")
 
 // headerNameRE is an RFC 9110 token.
 var headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -99,6 +98,21 @@ func (c *Connection) validate(path string, p *problems) {
 	p.add(path+".bucket", ValidateBucket(c.Bucket))
 	p.add(path+".region", ValidateRegion(c.Region))
 	p.add(path+".base_path", ValidateBasePath(c.BasePath))
+	for i, pattern := range c.Include {
+		p.add(fmt.Sprintf("%s.include[%d]", path, i), validatePattern(pattern))
+	}
+	for i, pattern := range c.Exclude {
+		p.add(fmt.Sprintf("%s.exclude[%d]", path, i), validatePattern(pattern))
+	}
+	if c.MinAge < 0 {
+		p.addf(path+".min_age", "must not be negative, got %s", c.MinAge)
+	}
+	if c.MaxFiles < 0 {
+		p.addf(path+".max_files", "must not be negative (0 means unlimited), got %d", c.MaxFiles)
+	}
+	if c.MaxAttempts < 0 {
+		p.addf(path+".max_attempts", "must not be negative (0 means unlimited), got %d", c.MaxAttempts)
+	}
 	// An empty role name is derived from the name; when that is empty too,
 	// the name's problem says it all.
 	if c.RoleName != "" || c.Name != "" {
@@ -128,22 +142,29 @@ func (c *Connection) validate(path string, p *problems) {
 
 func (imp *Importer) validate(path string, status Status, p *problems) {
 	set := imp.setKeys()
-	allowed, known := importerKeys[imp.Type]
+	allowed, builtin := importerKeys[imp.Type]
 	switch {
 	case imp.Type == "" && status == StatusActive:
-		p.addf(path+".type", "is required for an active connection; one of %s", importerTypes)
+		p.addf(path+".type", "is required for an active connection; one of %s", strings.Join(ImporterTypes(), ", "))
 		return
 	case imp.Type == "" && len(set) > 0:
-		p.addf(path+".type", "is required when other importer keys are set; one of %s", importerTypes)
+		p.addf(path+".type", "is required when other importer keys are set; one of %s", strings.Join(ImporterTypes(), ", "))
 		return
 	case imp.Type == "":
 		return // a draft or disabled connection may leave the importer out
-	case !known:
-		p.addf(path+".type", "unknown importer type %q; must be one of %s", imp.Type, importerTypes)
+	case !builtin && registeredImporterType(imp.Type):
+		// A registered type may read any key; its constructor checks them.
+		imp.validateTimeout(path, p)
+		return
+	case !builtin:
+		p.add(path+".type", unknownImporterType(imp.Type))
 		return
 	}
 	for _, key := range set {
-		if !slices.Contains(allowed, key) {
+		switch {
+		case key == "options":
+			p.addf(path+".options", "not used by the built-in importer type %q; options are read only by importer types registered from Go", imp.Type)
+		case !slices.Contains(allowed, key):
 			p.addf(path+"."+key, "not used by importer type %q", imp.Type)
 		}
 	}
@@ -179,9 +200,25 @@ func (imp *Importer) validate(path string, status Status, p *problems) {
 			}
 		}
 	}
+	imp.validateTimeout(path, p)
+}
+
+func (imp *Importer) validateTimeout(path string, p *problems) {
 	if imp.Timeout < 0 {
 		p.addf(path+".timeout", "must not be negative, got %s", imp.Timeout)
 	}
+}
+
+// unknownImporterType lists the accepted types, with a hint for a typo.
+func unknownImporterType(typ string) error {
+	types := ImporterTypes()
+	err := fmt.Errorf("unknown importer type %q; must be one of %s", typ, strings.Join(types, ", "))
+	// Type names are short: two edits turn "ftp" into "http". A typo
+	// rarely changes the first letter, so only such near names are hinted.
+	if hint, ok := closest(typ, types); ok && strings.ToLower(typ)[0] == hint[0] {
+		err = fmt.Errorf("%w; did you mean %q?", err, hint)
+	}
+	return err
 }
 
 // setKeys returns the YAML keys besides type that have a value, in
@@ -197,6 +234,7 @@ func (imp *Importer) setKeys() []string {
 		{"url", imp.URL != ""},
 		{"headers", imp.Headers != nil},
 		{"timeout", imp.Timeout != time.Duration(0)},
+		{"options", imp.Options != nil},
 	} {
 		if k.set {
 			keys = append(keys, k.name)

@@ -1,0 +1,166 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// registerImporterTypeForTest registers name until the test ends.
+func registerImporterTypeForTest(t *testing.T, name string) {
+	t.Helper()
+	RegisterImporterType(name)
+	t.Cleanup(func() {
+		registeredImporters.Lock()
+		defer registeredImporters.Unlock()
+		delete(registeredImporters.names, name)
+	})
+}
+
+const registeredConn = `principal_arn: arn:aws:iam::111122223333:root
+connections:
+  - name: acme
+    status: active
+    account_id: "123456789012"
+    bucket: acme-exports
+    region: eu-central-1
+    external_id: abcdefghijklmnopqrstuvwxyz234567
+`
+
+func TestRegisteredImporterType(t *testing.T) {
+	registerImporterTypeForTest(t, "my-sink_2")
+
+	tests := []struct {
+		name     string
+		importer string
+		check    func(t *testing.T, imp Importer)
+		wantErr  []string
+	}{
+		{
+			name:     "options and other keys are the factory's business",
+			importer: "{type: my-sink_2, url: kafka://broker:9092, path: relative/dir, headers: {a b: c}, timeout: 5s, options: {topic: files, acks: [1, 2], tls: {enabled: true}}}",
+			check: func(t *testing.T, imp Importer) {
+				if imp.Options["topic"] != "files" || !slices.Equal(imp.Options["acks"].([]any), []any{1, 2}) {
+					t.Errorf("options = %#v", imp.Options)
+				}
+				if tls, ok := imp.Options["tls"].(map[string]any); !ok || tls["enabled"] != true {
+					t.Errorf("options.tls = %#v, want map[string]any{enabled: true}", imp.Options["tls"])
+				}
+			},
+		},
+		{
+			name:     "no options",
+			importer: "{type: my-sink_2}",
+			check: func(t *testing.T, imp Importer) {
+				if imp.Options != nil {
+					t.Errorf("options = %#v, want nil", imp.Options)
+				}
+			},
+		},
+		{
+			name:     "timeout still not negative",
+			importer: "{type: my-sink_2, timeout: -1s}",
+			wantErr:  []string{"connections[0].importer.timeout: must not be negative, got -1s"},
+		},
+		{
+			name:     "listed among the types",
+			importer: "{type: my-sikn_2}",
+			wantErr:  []string{`connections[0].importer.type: unknown importer type "my-sikn_2"; must be one of dir, discard, exec, http, my-sink_2; did you mean "my-sink_2"?`},
+		},
+		{
+			name:     "listed when the type is missing",
+			importer: "{}",
+			wantErr:  []string{"connections[0].importer.type: is required for an active connection; one of dir, discard, exec, http, my-sink_2"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(registeredConn + "    importer: " + tt.importer + "\n"))
+			if tt.wantErr != nil {
+				if err == nil {
+					t.Fatalf("Parse succeeded, want %q", tt.wantErr)
+				}
+				if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, tt.wantErr) {
+					t.Fatalf("Parse error =\n%s\nwant\n%s", err, strings.Join(tt.wantErr, "\n"))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, cfg.Connections[0].Importer)
+		})
+	}
+}
+
+func TestImporterTypes(t *testing.T) {
+	want := []string{ImporterDir, ImporterDiscard, ImporterExec, ImporterHTTP}
+	if got := ImporterTypes(); !slices.Equal(got, want) {
+		t.Fatalf("ImporterTypes() = %q, want %q", got, want)
+	}
+	registerImporterTypeForTest(t, "zeta")
+	registerImporterTypeForTest(t, "alpha")
+	want = []string{"alpha", ImporterDir, ImporterDiscard, ImporterExec, ImporterHTTP, "zeta"}
+	if got := ImporterTypes(); !slices.Equal(got, want) {
+		t.Errorf("ImporterTypes() = %q, want %q", got, want)
+	}
+}
+
+func TestRegisterImporterTypePanics(t *testing.T) {
+	registerImporterTypeForTest(t, "taken")
+	tests := []struct {
+		name string
+		want string
+	}{
+		{"", `register importer type "": name must match [a-z][a-z0-9_-]*`},
+		{"Kafka", `register importer type "Kafka": name must match [a-z][a-z0-9_-]*`},
+		{"1sink", `register importer type "1sink": name must match [a-z][a-z0-9_-]*`},
+		{"-sink", `register importer type "-sink": name must match [a-z][a-z0-9_-]*`},
+		{"my sink", `register importer type "my sink": name must match [a-z][a-z0-9_-]*`},
+		{"sink\n", `register importer type "sink\n": name must match [a-z][a-z0-9_-]*`},
+		{ImporterDir, `register importer type "dir": a built-in type`},
+		{ImporterHTTP, `register importer type "http": a built-in type`},
+		{"taken", `register importer type "taken": already registered`},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%q", tt.name), func(t *testing.T) {
+			defer func() {
+				if r := recover(); r != tt.want {
+					t.Errorf("panic = %#v, want %q", r, tt.want)
+				}
+			}()
+			RegisterImporterType(tt.name)
+		})
+	}
+	if got := ImporterTypes(); len(got) != 5 {
+		t.Errorf("failed registrations changed the types: %q", got)
+	}
+}
+
+// TestRegisterImporterTypeConcurrent is for -race: registering while
+// configurations are validated.
+func TestRegisterImporterTypeConcurrent(t *testing.T) {
+	var wg sync.WaitGroup
+	for i := range 8 {
+		name := fmt.Sprintf("sink%d", i)
+		t.Cleanup(func() {
+			registeredImporters.Lock()
+			defer registeredImporters.Unlock()
+			delete(registeredImporters.names, name)
+		})
+		wg.Go(func() { RegisterImporterType(name) })
+		wg.Go(func() {
+			// Valid or not depending on the race; only the data race matters.
+			_, _ = Parse([]byte(registeredConn + "    importer: {type: " + name + "}\n"))
+		})
+	}
+	wg.Wait()
+	if got := len(ImporterTypes()); got != 4+8 {
+		t.Errorf("%d types after registering 8, want 12", got)
+	}
+	if _, err := Parse([]byte(registeredConn + "    importer: {type: sink7, options: {a: 1}}\n")); err != nil {
+		t.Errorf("registered type rejected: %v", err)
+	}
+}
