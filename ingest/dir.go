@@ -23,7 +23,7 @@ type Dir struct {
 func (d Dir) Import(ctx context.Context, f File, body io.Reader) error {
 	target, err := d.target(f.RelKey)
 	if err != nil {
-		return Permanent(fmt.Errorf("key %q: %w", f.Key, err))
+		return Permanent(fmt.Errorf("key %q cannot be written under the import directory: %w; rename the file in the bucket", f.Key, err))
 	}
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return fmt.Errorf("create directory for %q: %w", f.Key, err)
@@ -64,7 +64,7 @@ func (d Dir) target(rel string) (string, error) {
 	case strings.ContainsRune(rel, 0):
 		return "", errors.New("contains NUL")
 	case strings.HasPrefix(rel, "/") || strings.Contains(rel, `\`):
-		return "", errors.New("absolute or backslash path")
+		return "", errors.New(`it is an absolute path or contains a backslash ("\\")`)
 	}
 	for _, seg := range strings.Split(rel, "/") {
 		if seg == ".." || seg == "." || seg == "" {

@@ -1,0 +1,139 @@
+package ingest
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/s3connector/s3connector/metrics"
+)
+
+// A connection never runs twice at once: ticks that find its run going are
+// skipped and counted; other connections keep their own schedule.
+func TestSchedulerSkipsOverlappingTicks(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewScheduler(nil, m)
+	var running, maxRunning, slowRuns, fastRuns atomic.Int64
+	release := make(chan struct{})
+	slow := func(ctx context.Context) Summary {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for {
+			old := maxRunning.Load()
+			if n <= old || maxRunning.CompareAndSwap(old, n) {
+				break
+			}
+		}
+		slowRuns.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return Summary{Connection: "slow"}
+	}
+	fast := func(context.Context) Summary { fastRuns.Add(1); return Summary{Connection: "fast"} }
+	if err := s.Add("slow", "@every 1s", slow); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add("fast", "@every 1s", fast); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add("fast", "@every 1s", fast); err == nil {
+		t.Error("a connection was scheduled twice")
+	}
+	if err := s.Add("bad", "every five minutes", fast); err == nil {
+		t.Error("a bad schedule was accepted")
+	}
+	s.Start()
+	// Wait (bounded) for two skipped ticks of the slow connection.
+	skipped := func() float64 { return metricValue(t, reg, "s3connector_runs_skipped_total", "slow") }
+	deadline := time.Now().Add(20 * time.Second)
+	for skipped() < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := skipped(); got < 2 {
+		t.Fatalf("skipped ticks = %v, want at least 2", got)
+	}
+	if slowRuns.Load() != 1 || maxRunning.Load() != 1 {
+		t.Errorf("slow connection started %d runs, at most %d at once; want 1 and 1", slowRuns.Load(), maxRunning.Load())
+	}
+	if fastRuns.Load() < 2 {
+		t.Errorf("fast connection ran %d times while slow was busy, want >= 2", fastRuns.Load())
+	}
+	states := s.States()
+	if len(states) != 2 {
+		t.Fatalf("states %+v", states)
+	}
+	for _, st := range states {
+		if st.Next.IsZero() {
+			t.Errorf("%s: no next run time", st.Name)
+		}
+		if st.Name == "slow" && !st.Running {
+			t.Error("slow connection not reported running")
+		}
+	}
+	close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Stop cancels the runs in progress and waits for them.
+func TestSchedulerStopCancelsRuns(t *testing.T) {
+	s := NewScheduler(nil, nil)
+	started := make(chan struct{})
+	var finished atomic.Bool
+	if err := s.Add("c", "@every 1h", func(ctx context.Context) Summary {
+		close(started)
+		<-ctx.Done()
+		finished.Store(true)
+		return Summary{}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	s.RunNow("c")
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !finished.Load() {
+		t.Error("Stop returned before the run finished")
+	}
+}
+
+// metricValue reads one series of a counter or gauge from reg.
+func metricValue(t *testing.T, reg *prometheus.Registry, name, connection string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "connection" && l.GetValue() == connection {
+					if c := m.GetCounter(); c != nil {
+						return c.GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
