@@ -3,6 +3,7 @@
 //	s3connector connection new --name NAME [--account-id ID --bucket B --region R --base-path P]
 //	s3connector policy   --config FILE --connection NAME [--format json|text] [--document trust|permissions|kms]
 //	s3connector validate --config FILE [--connection NAME]
+//	s3connector run      --config FILE [--once [--connection NAME]]
 //	s3connector version
 //
 // This package only wires: flags, output and exit codes. The work is done by
@@ -70,6 +71,10 @@ Usage:
       Print the IAM role name, trust policy and permissions policy of a connection.
   s3connector validate --config FILE [--connection NAME]
       Test connections: assume the role, find the bucket, list, write/read/delete a marker.
+  s3connector run --config FILE [--once [--connection NAME]]
+      The daemon: every active connection on its schedule; /metrics, /healthz and
+      /readyz on the listen address. With --once: one pass, a summary line per
+      connection, exit 0 when every listed file was moved, 1 otherwise.
   s3connector version
       Print version, commit and Go version.
 
@@ -92,6 +97,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runPolicy(rest, stdout, stderr)
 	case "validate":
 		return runValidate(ctx, rest, stdout, stderr)
+	case "run":
+		return runRun(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "s3connector %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return nil
