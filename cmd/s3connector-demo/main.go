@@ -2,7 +2,10 @@
 // it starts a MinIO server (S3, STS, SSE-KMS) on a free loopback port, creates
 // the demo bucket from testdata/demo/inbox, creates a platform user whose only
 // policy is the permissions policy s3connector generates, then runs
-// `s3connector policy` and `s3connector validate` on testdata/demo/config.yaml.
+// `s3connector policy` and `s3connector validate` on testdata/demo/config.yaml,
+// activates the connection and runs `s3connector run --once` with the dir
+// importer, and shows where every file went: imported files in a local
+// directory and archive/, the one malformed key in error/ with its report.
 //
 // Run it with `make demo`, which builds the tools and the binary first.
 package main
@@ -10,6 +13,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +25,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/s3connector/s3connector/connector"
 	"github.com/s3connector/s3connector/connector/miniotest"
@@ -84,15 +91,33 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// A key written by a Windows tool, with a backslash: no safe local path
+	// corresponds to it, so the dir importer rejects it (permanent error).
+	malformed, err := os.ReadFile(filepath.Join(*demoDir, "windows-export.csv"))
+	if err != nil {
+		return err
+	}
+	const malformedKey = basePath + `orders\2026-11-03.csv`
+	fmt.Fprintf(out, "  s3://%s/%s (%d bytes; a malformed key)\n", bucket, malformedKey, len(malformed))
+	if err := srv.Put(ctx, bucket, malformedKey, malformed); err != nil {
+		return err
+	}
 
 	externalID, err := connector.NewExternalID()
 	if err != nil {
 		return err
 	}
 	configFile := filepath.Join(*demoDir, "config.yaml")
+	work, err := os.MkdirTemp("", "s3connector-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	importDir := filepath.Join(work, "imported")
 	env := append(os.Environ(),
 		"DEMO_EXTERNAL_ID="+externalID,
 		"DEMO_S3_ENDPOINT="+srv.Endpoint,
+		"DEMO_IMPORT_DIR="+importDir,
 	)
 
 	step(out, "s3connector policy --connection acme --format text  (what the customer pastes into AWS)")
@@ -123,11 +148,99 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 
+	step(out, "Validation passed: status draft -> active")
+	draft, err := os.ReadFile(configFile)
+	if err != nil {
+		return err
+	}
+	active := strings.Replace(string(draft), "status: draft", "status: active", 1)
+	activeConfig := filepath.Join(work, "config.yaml")
+	if err := os.WriteFile(activeConfig, []byte(active), 0o600); err != nil {
+		return err
+	}
+
+	step(out, "s3connector run --once  (dir importer into "+importDir+")")
+	if err := s3connector(ctx, out, env, *binary, "run", "--config", activeConfig, "--once"); err != nil {
+		return err
+	}
+
+	step(out, "Where every file went")
+	if err := showBucket(ctx, out, srv); err != nil {
+		return err
+	}
+	if err := showDir(out, importDir); err != nil {
+		return err
+	}
+
 	if *keep {
 		fmt.Fprintf(out, "\nMinIO keeps running at %s (root user %s); press Ctrl-C to stop.\n", srv.Endpoint, srv.RootUser)
 		<-ctx.Done()
 	}
 	return nil
+}
+
+// showBucket lists the bucket under the base path, folder by folder, with
+// each error report's reason.
+func showBucket(ctx context.Context, out io.Writer, srv *miniotest.Server) error {
+	keys, err := srv.Keys(ctx, bucket, basePath)
+	if err != nil {
+		return err
+	}
+	groups := map[string][]string{}
+	for _, k := range keys {
+		rel := strings.TrimPrefix(k, basePath)
+		switch {
+		case strings.HasPrefix(rel, "archive/"):
+			groups["archive"] = append(groups["archive"], k)
+		case strings.HasPrefix(rel, "error/"):
+			groups["error"] = append(groups["error"], k)
+		default:
+			groups["inbox"] = append(groups["inbox"], k)
+		}
+	}
+	for _, g := range []struct{ name, title string }{
+		{"inbox", "Still in the inbox (retried next run)"},
+		{"archive", "Archived (imported, then moved)"},
+		{"error", "In error/ (rejected by the importer, with a report)"},
+	} {
+		fmt.Fprintf(out, "%s: %d\n", g.title, len(groups[g.name]))
+		for _, k := range groups[g.name] {
+			fmt.Fprintf(out, "  s3://%s/%s\n", bucket, k)
+			if strings.HasSuffix(k, ".error.json") {
+				var rep struct {
+					Reason string `json:"reason"`
+				}
+				o, err := srv.Root().GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(k)})
+				if err != nil {
+					return err
+				}
+				err = json.NewDecoder(o.Body).Decode(&rep)
+				o.Body.Close()
+				if err != nil {
+					return fmt.Errorf("report %s: %w", k, err)
+				}
+				fmt.Fprintf(out, "      reason: %s\n", rep.Reason)
+			}
+		}
+	}
+	return nil
+}
+
+// showDir lists what the dir importer wrote.
+func showDir(out io.Writer, dir string) error {
+	fmt.Fprintf(out, "Imported into %s:\n", dir)
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		fmt.Fprintf(out, "  %s (%d bytes)\n", filepath.ToSlash(rel), info.Size())
+		return nil
+	})
 }
 
 func step(out io.Writer, title string) {
