@@ -16,6 +16,6 @@ COPY --from=build /out/s3connector /usr/local/bin/s3connector
 USER nonroot:nonroot
 EXPOSE 9464
 ENTRYPOINT ["s3connector"]
-# The daemon (`run`) arrives with the scheduled-ingestion work; until then
-# the image validates the mounted configuration.
-CMD ["validate", "--config", "/etc/s3connector/config.yaml"]
+# The daemon. Set `listen: 0.0.0.0:9464` in the mounted configuration so the
+# metrics and probe endpoints are reachable from outside the container.
+CMD ["run", "--config", "/etc/s3connector/config.yaml"]

@@ -38,7 +38,9 @@
 //	s3connector_s3_requests_total                      counter    connection, operation, result
 //	    S3 API requests. operation is the S3 API name (GetObject, CopyObject,
 //	    DeleteObjects, ...); result is one of "ok", "access_denied",
-//	    "not_found", "precondition_failed", "throttled", "error".
+//	    "not_found", "precondition_failed", "throttled", "wrong_region",
+//	    "canceled", "error" (connector.ResultLabel). Every attempt counts,
+//	    retries included.
 //	s3connector_assume_role_total                      counter    connection, result
 //	    STS AssumeRole calls for the connection's role; result is "success"
 //	    or "failure".

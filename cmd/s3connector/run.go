@@ -62,6 +62,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	m.SetBuildInfo(version, commit)
+	m.ConfigReload(true, time.Now())
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	platform, err := connector.LoadPlatformConfig(ctx)
