@@ -229,7 +229,9 @@ func (r *Runner) Run(ctx context.Context) Summary {
 	}
 	s.Duration = r.now().Sub(s.Started)
 	if r.metrics != nil {
-		r.metrics.SetWaiting(r.name, max(stats.Listed+stats.Filtered-s.Archived-s.Errored-s.Vanished, 0))
+		// The backlog the run found; a listing cut short by max_files
+		// counts only what it took.
+		r.metrics.SetWaiting(r.name, stats.Listed)
 		r.metrics.RunFinished(r.name, s.Duration, s.OK(), r.now())
 	}
 	fields := []zap.Field{zap.Int("listed", s.Listed), zap.Int("imported", s.Imported), zap.Int("archived", s.Archived),

@@ -557,3 +557,38 @@ func TestRunRetriesSlowDown(t *testing.T) {
 		t.Errorf("only %d throttle-eligible requests seen", slowDowns.Load())
 	}
 }
+
+// On a versioned bucket the delete names the imported version, under the
+// generated policy alone: no version and no delete marker of the inbox key
+// stays behind, and the archived copy is complete. (MinIO allows a
+// versioned delete under s3:DeleteObject alone; AWS requires
+// s3:DeleteObjectVersion, which the policy grants and TestPolicy* checks.)
+func TestRunVersionedBucket(t *testing.T) {
+	srv := needMinIO(t)
+	bucket := minioBucket(t, srv)
+	if _, err := srv.Root().PutBucketVersioning(context.Background(), &s3.PutBucketVersioningInput{
+		Bucket:                  aws.String(bucket),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	put(t, srv, bucket, "in/v.csv", []byte("versioned content"))
+	r, err := NewRunner(testConnection(t, srv, bucket, "in/", "", nil), Options{Importer: Discard{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Run(t.Context()); s.Archived != 1 || !s.OK() {
+		t.Fatalf("summary %+v", s)
+	}
+	versions, err := srv.Root().ListObjectVersions(context.Background(), &s3.ListObjectVersionsInput{Bucket: aws.String(bucket), Prefix: aws.String("in/v.csv")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions.Versions) != 0 || len(versions.DeleteMarkers) != 0 {
+		t.Errorf("inbox key keeps %d versions and %d delete markers", len(versions.Versions), len(versions.DeleteMarkers))
+	}
+	got := keys(t, srv, bucket, "in/archive/")
+	if len(got) != 1 || string(body(t, srv, bucket, got[0])) != "versioned content" {
+		t.Errorf("archive/ holds %v", got)
+	}
+}

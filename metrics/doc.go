@@ -30,7 +30,9 @@
 //	    Cron ticks skipped because the previous run of the connection was
 //	    still going; a steady rate means the schedule is too tight.
 //	s3connector_inbox_files                            gauge      connection
-//	    Files waiting in the inbox as of the last listing.
+//	    Files the last run's listing found waiting in the inbox (the backlog;
+//	    at most max_files when that is set; files younger than min_age and
+//	    those excluded by include/exclude are not counted).
 //	s3connector_workers                                gauge      connection
 //	    Configured number of import workers.
 //	s3connector_workers_busy                           gauge      connection

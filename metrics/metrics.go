@@ -141,7 +141,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		inboxFiles: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,
 			Name:      "inbox_files",
-			Help:      "Files waiting in the inbox as of the last listing.",
+			Help:      "Files the last run's listing found waiting in the inbox (the backlog).",
 		}, conn),
 		workers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,
