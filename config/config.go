@@ -15,6 +15,12 @@ const (
 	DefaultListen   = "127.0.0.1:9464"
 	DefaultSchedule = "@every 5m"
 	DefaultWorkers  = 16
+	// DefaultShutdownGrace is how long a stopping daemon lets files in
+	// progress finish.
+	DefaultShutdownGrace = 30 * time.Second
+	// DefaultLogFormat and DefaultLogLevel configure the logger.
+	DefaultLogFormat = "json"
+	DefaultLogLevel  = "info"
 	// RoleNamePrefix is prepended to the connection name to derive the
 	// default IAM role name.
 	RoleNamePrefix = "s3connector-"
@@ -28,8 +34,22 @@ type Config struct {
 	// PrincipalARN is the platform's own AWS principal, shown in every trust
 	// policy. Required.
 	PrincipalARN string `yaml:"principal_arn"`
+	// ShutdownGrace bounds how long files in progress may take to finish
+	// after SIGTERM/SIGINT; no new move starts after it. Default
+	// DefaultShutdownGrace.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	// Log configures the daemon's logs.
+	Log Log `yaml:"log"`
 	// Connections are the customers' buckets.
 	Connections []Connection `yaml:"connections"`
+}
+
+// Log configures logging (zap).
+type Log struct {
+	// Format is json (default) or console.
+	Format string `yaml:"format"`
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
 }
 
 // Status is the lifecycle state of a connection: draft → active → disabled.

@@ -55,6 +55,14 @@ var badFiles = []struct {
 		want: []string{`connections[2].name: duplicate name "acme" (also connections[0])`},
 	},
 	{
+		file: "daemon.bad.yaml",
+		want: []string{
+			"shutdown_grace: must not be negative, got -5s",
+			`log.format: must be json or console, got "text"`,
+			`log.level: must be debug, info, warn or error, got "verbose"`,
+		},
+	},
+	{
 		file: "empty.bad.yaml",
 		want: []string{
 			"principal_arn: is required",
@@ -330,8 +338,10 @@ func TestLoadGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Listen:       DefaultListen,
-		PrincipalARN: "arn:aws:iam::111122223333:role/s3connector-platform",
+		Listen:        DefaultListen,
+		ShutdownGrace: 45 * time.Second,
+		Log:           Log{Format: "console", Level: "debug"},
+		PrincipalARN:  "arn:aws:iam::111122223333:role/s3connector-platform",
 		Connections: []Connection{
 			{
 				Name:        "acme",

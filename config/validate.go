@@ -64,6 +64,19 @@ func (c *Config) Validate() error {
 	var p problems
 	p.add("listen", validateListen(c.Listen))
 	p.add("principal_arn", validatePrincipalARN(c.PrincipalARN))
+	if c.ShutdownGrace < 0 {
+		p.addf("shutdown_grace", "must not be negative, got %s", c.ShutdownGrace)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		p.addf("log.format", "must be json or console, got %q", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.addf("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
 	if len(c.Connections) == 0 {
 		p.addf("connections", "at least one connection is required")
 	}

@@ -168,7 +168,15 @@ const (
 // imported while the listing goes on. Cancelling ctx stops the listing and
 // the imports; a move already started is finished (see archive.Mover.Move),
 // so nothing is left half-moved.
-func (r *Runner) Run(ctx context.Context) Summary {
+func (r *Runner) Run(ctx context.Context) Summary { return r.RunUntil(ctx, nil) }
+
+// ErrStopped is Summary.Err of a run asked to stop early (shutdown).
+var ErrStopped = errors.New("stopped: shutting down")
+
+// RunUntil is Run with a graceful stop: once stop is closed the run lists
+// no more and starts no new file, while files in progress go on until ctx
+// is cancelled (the shutdown deadline).
+func (r *Runner) RunUntil(ctx context.Context, stop <-chan struct{}) Summary {
 	s := Summary{Connection: r.name, RunID: NewRunID(), Started: r.now()}
 	log := r.log.With(zap.String("run_id", s.RunID))
 	log.Info("run started")
@@ -184,6 +192,26 @@ func (r *Runner) Run(ctx context.Context) Summary {
 		}
 	}
 
+	// listCtx ends the listing on stop as well as on cancellation.
+	listCtx, cancelList := context.WithCancel(ctx)
+	defer cancelList()
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
+	}
+	if stop != nil {
+		go func() {
+			select {
+			case <-stop:
+				cancelList()
+			case <-listCtx.Done():
+			}
+		}()
+	}
 	queue := make(chan File, r.workers)
 	lister := &Lister{S3: r.s3, Bucket: r.bucket, BasePath: r.base, Region: r.region, Filter: r.filter, PageSize: r.pageSize}
 	var (
@@ -194,11 +222,18 @@ func (r *Runner) Run(ctx context.Context) Summary {
 	)
 	wg.Go(func() {
 		defer close(queue)
-		stats, listErr = lister.List(ctx, queue)
+		stats, listErr = lister.List(listCtx, queue)
 	})
 	for range r.workers {
 		wg.Go(func() {
 			for f := range queue {
+				if stopped() {
+					// Not started: untouched in the inbox for the next run.
+					mu.Lock()
+					s.Retry++
+					mu.Unlock()
+					continue
+				}
 				out, imported, size := r.process(ctx, log, s.RunID, attempts, f)
 				mu.Lock()
 				switch out {
@@ -226,6 +261,9 @@ func (r *Runner) Run(ctx context.Context) Summary {
 	s.Err = listErr
 	if s.Err == nil {
 		s.Err = ctx.Err()
+	}
+	if stopped() && (s.Err == nil || errors.Is(s.Err, context.Canceled)) {
+		s.Err = ErrStopped
 	}
 	s.Duration = r.now().Sub(s.Started)
 	if r.metrics != nil {

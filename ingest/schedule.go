@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -12,8 +13,10 @@ import (
 	"github.com/s3connector/s3connector/metrics"
 )
 
-// Job is one connection's scheduled work, normally Runner.Run.
-type Job func(ctx context.Context) Summary
+// Job is one connection's scheduled work, normally Runner.RunUntil: it
+// should start nothing new once stop is closed, and give up what is in
+// progress when ctx is cancelled.
+type Job func(ctx context.Context, stop <-chan struct{}) Summary
 
 // Scheduler runs each connection on its own cron schedule (robfig/cron/v3
 // syntax: five fields, descriptors such as @every 5m or @hourly, and an
@@ -27,17 +30,22 @@ type Scheduler struct {
 	metrics *metrics.Metrics
 	ctx     context.Context
 	cancel  context.CancelFunc
+	stop    chan struct{}
 	wg      sync.WaitGroup
 
 	mu      sync.Mutex
 	entries map[string]*entry
+	// running holds one lock per connection name, kept across Remove and
+	// Add, so a connection changed by a reload never runs twice at once.
+	running map[string]*sync.Mutex
 }
 
 type entry struct {
 	id      cron.EntryID
 	spec    string
 	job     Job
-	running sync.Mutex
+	running *sync.Mutex
+	busy    atomic.Bool // for States; running is the real guard
 	last    Summary
 	ran     bool
 }
@@ -57,7 +65,9 @@ func NewScheduler(log *zap.Logger, m *metrics.Metrics) *Scheduler {
 		metrics: m,
 		ctx:     ctx,
 		cancel:  cancel,
+		stop:    make(chan struct{}),
 		entries: map[string]*entry{},
+		running: map[string]*sync.Mutex{},
 	}
 }
 
@@ -72,13 +82,19 @@ func (s *Scheduler) Add(name, spec string, job Job) error {
 	if _, dup := s.entries[name]; dup {
 		return fmt.Errorf("connection %q is already scheduled", name)
 	}
-	e := &entry{spec: spec, job: job}
+	lock, ok := s.running[name]
+	if !ok {
+		lock = new(sync.Mutex)
+		s.running[name] = lock
+	}
+	e := &entry{spec: spec, job: job, running: lock}
 	e.id = s.cron.Schedule(sched, cron.FuncJob(func() { s.tick(name, e) }))
 	s.entries[name] = e
 	return nil
 }
 
-// Remove unschedules a connection; a run in progress finishes.
+// Remove unschedules a connection; a run in progress finishes (and a
+// connection added again under the same name waits for it).
 func (s *Scheduler) Remove(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -109,14 +125,18 @@ func (s *Scheduler) tick(name string, e *entry) {
 	}
 	defer e.running.Unlock()
 	s.mu.Lock()
-	if s.ctx.Err() != nil {
+	select {
+	case <-s.stop:
 		s.mu.Unlock()
 		return
+	default:
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
-	sum := e.job(s.ctx)
+	e.busy.Store(true)
+	defer e.busy.Store(false)
+	sum := e.job(s.ctx, s.stop)
 	s.mu.Lock()
 	e.last, e.ran = sum, true
 	s.mu.Unlock()
@@ -125,21 +145,44 @@ func (s *Scheduler) tick(name string, e *entry) {
 // Start begins scheduling.
 func (s *Scheduler) Start() { s.cron.Start() }
 
-// Stop stops scheduling, cancels the runs in progress (their started moves
-// still finish) and waits for them, or until ctx is done.
+// Stop stops scheduling and asks the runs in progress to start no new
+// file; files in progress may finish until ctx is done (the shutdown grace),
+// then the runs are cancelled (moves already started still complete, see
+// archive.Mover.Move) and Stop waits for them to return. It returns
+// ctx.Err() if the grace ran out.
 func (s *Scheduler) Stop(ctx context.Context) error {
+	cronDone := s.cron.Stop()
+	s.mu.Lock()
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); <-cronDone.Done(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	s.mu.Lock()
 	s.cancel()
 	s.mu.Unlock()
-	cronDone := s.cron.Stop()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); <-cronDone.Done(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	<-done
+	return err
+}
+
+// Interval is the time between the next two ticks of a schedule (for
+// @every, exactly its interval).
+func Interval(spec string, now time.Time) (time.Duration, error) {
+	sched, err := Parser.Parse(spec)
+	if err != nil {
+		return 0, err
 	}
+	next := sched.Next(now)
+	return sched.Next(next).Sub(next), nil
 }
 
 // State is a connection's schedule as seen now.
@@ -159,11 +202,17 @@ func (s *Scheduler) States() []State {
 	defer s.mu.Unlock()
 	out := make([]State, 0, len(s.entries))
 	for name, e := range s.entries {
-		running := !e.running.TryLock()
-		if !running {
-			e.running.Unlock()
-		}
-		out = append(out, State{Name: name, Spec: e.spec, Running: running, Next: s.cron.Entry(e.id).Next, Last: e.last, HasLast: e.ran})
+		out = append(out, State{Name: name, Spec: e.spec, Running: e.busy.Load(), Next: s.cron.Entry(e.id).Next, Last: e.last, HasLast: e.ran})
 	}
 	return out
+}
+
+// State returns one connection's state.
+func (s *Scheduler) State(name string) (State, bool) {
+	for _, st := range s.States() {
+		if st.Name == name {
+			return st, true
+		}
+	}
+	return State{}, false
 }

@@ -22,7 +22,7 @@ func TestSchedulerSkipsOverlappingTicks(t *testing.T) {
 	s := NewScheduler(nil, m)
 	var running, maxRunning, slowRuns, fastRuns atomic.Int64
 	release := make(chan struct{})
-	slow := func(ctx context.Context) Summary {
+	slow := func(ctx context.Context, _ <-chan struct{}) Summary {
 		n := running.Add(1)
 		defer running.Add(-1)
 		for {
@@ -38,7 +38,7 @@ func TestSchedulerSkipsOverlappingTicks(t *testing.T) {
 		}
 		return Summary{Connection: "slow"}
 	}
-	fast := func(context.Context) Summary { fastRuns.Add(1); return Summary{Connection: "fast"} }
+	fast := func(context.Context, <-chan struct{}) Summary { fastRuns.Add(1); return Summary{Connection: "fast"} }
 	if err := s.Add("slow", "@every 1s", slow); err != nil {
 		t.Fatal(err)
 	}
@@ -87,29 +87,51 @@ func TestSchedulerSkipsOverlappingTicks(t *testing.T) {
 	}
 }
 
-// Stop cancels the runs in progress and waits for them.
-func TestSchedulerStopCancelsRuns(t *testing.T) {
-	s := NewScheduler(nil, nil)
-	started := make(chan struct{})
-	var finished atomic.Bool
-	if err := s.Add("c", "@every 1h", func(ctx context.Context) Summary {
-		close(started)
-		<-ctx.Done()
-		finished.Store(true)
-		return Summary{}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	s.RunNow("c")
-	<-started
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if !finished.Load() {
-		t.Error("Stop returned before the run finished")
+// Stop asks runs to stop taking files, lets them finish within the grace,
+// then cancels them and waits.
+func TestSchedulerStopGraceThenCancel(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		honoursStop  bool
+		wantCanceled bool
+	}{
+		{"run stops within the grace", true, false},
+		{"run ignores stop and is cancelled", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewScheduler(nil, nil)
+			started := make(chan struct{})
+			var canceled, finished atomic.Bool
+			if err := s.Add("c", "@every 1h", func(ctx context.Context, stop <-chan struct{}) Summary {
+				close(started)
+				if tc.honoursStop {
+					<-stop
+				} else {
+					<-ctx.Done()
+					canceled.Store(true)
+				}
+				finished.Store(true)
+				return Summary{}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			s.Start()
+			s.RunNow("c")
+			<-started
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			err := s.Stop(ctx)
+			if tc.wantCanceled != (err != nil) {
+				t.Errorf("Stop = %v", err)
+			}
+			if !finished.Load() {
+				t.Error("Stop returned before the run finished")
+			}
+			if canceled.Load() != tc.wantCanceled {
+				t.Errorf("run cancelled = %v, want %v", canceled.Load(), tc.wantCanceled)
+			}
+			s.RunNow("c") // after Stop: must not start
+		})
 	}
 }
 

@@ -49,6 +49,12 @@
 //	s3connector_credentials_expiry_timestamp_seconds   gauge      connection
 //	    Unix time the connection's current temporary credentials expire
 //	    (set on each successful AssumeRole).
+//	s3connector_schedule_interval_seconds              gauge      connection
+//	    Seconds between two scheduled runs (cron: between its next two
+//	    ticks); alerts compare the last successful run with twice this.
+//	s3connector_connection_up                          gauge      connection
+//	    1 when the connection passed validation and is scheduled, 0 while it
+//	    fails validation (retried with backoff; none of its files is touched).
 //	s3connector_config_last_reload_successful          gauge      (none)
 //	    1 if the last configuration (re)load succeeded, 0 otherwise.
 //	s3connector_config_last_reload_success_timestamp_seconds gauge (none)

@@ -76,6 +76,8 @@ type Metrics struct {
 	s3Requests     *prometheus.CounterVec
 	assumeRole     *prometheus.CounterVec
 	credsExpiry    *prometheus.GaugeVec
+	interval       *prometheus.GaugeVec
+	up             *prometheus.GaugeVec
 
 	reloadOK      prometheus.Gauge
 	reloadSuccess prometheus.Gauge
@@ -168,6 +170,16 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name:      "credentials_expiry_timestamp_seconds",
 			Help:      "Unix time the connection's current temporary credentials expire.",
 		}, conn),
+		interval: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "schedule_interval_seconds",
+			Help:      "Seconds between two scheduled runs of the connection (for a cron expression: between its next two ticks).",
+		}, conn),
+		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "connection_up",
+			Help:      "Whether the connection passed validation and is scheduled (1) or is failing validation and retried with backoff (0).",
+		}, conn),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace,
 			Name:      "config_last_reload_successful",
@@ -189,7 +201,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	}{
 		m.files, m.bytes, m.importDuration, m.runs, m.runDuration, m.lastRun,
 		m.lastSuccess, m.runsSkipped, m.inboxFiles, m.workers, m.workersBusy,
-		m.s3Requests, m.assumeRole, m.credsExpiry,
+		m.s3Requests, m.assumeRole, m.credsExpiry, m.interval, m.up,
 	}
 	if reg == nil {
 		return m, nil
@@ -197,7 +209,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.files, m.bytes, m.importDuration, m.runs, m.runDuration, m.lastRun,
 		m.lastSuccess, m.runsSkipped, m.inboxFiles, m.workers, m.workersBusy,
-		m.s3Requests, m.assumeRole, m.credsExpiry,
+		m.s3Requests, m.assumeRole, m.credsExpiry, m.interval, m.up,
 		m.reloadOK, m.reloadSuccess, m.buildInfo,
 	} {
 		if err := reg.Register(c); err != nil {
@@ -353,6 +365,28 @@ func (m *Metrics) ConfigReload(ok bool, at time.Time) {
 	}
 	m.reloadOK.Set(1)
 	m.reloadSuccess.Set(unixSeconds(at))
+}
+
+// SetScheduleInterval records the time between two scheduled runs, so
+// alerts can compare the last successful run with the schedule.
+func (m *Metrics) SetScheduleInterval(connection string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.interval.WithLabelValues(connection).Set(d.Seconds())
+}
+
+// SetUp records whether the connection passed validation (and is
+// scheduled) or not.
+func (m *Metrics) SetUp(connection string, up bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.up.WithLabelValues(connection).Set(v)
 }
 
 // Forget deletes every series of connection, for a connection removed from

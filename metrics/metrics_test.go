@@ -73,6 +73,8 @@ func exercise(m *Metrics, connection string) {
 	m.S3Request(connection, "CopyObject", S3ResultPreconditionFailed)
 	m.AssumeRole(connection, nil, end.Add(time.Hour))
 	m.AssumeRole(connection, errors.New("access denied"), time.Time{})
+	m.SetScheduleInterval(connection, 5*time.Minute)
+	m.SetUp(connection, true)
 }
 
 // promtoolPath finds promtool the way the Makefile installs it: in

@@ -2,19 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -23,10 +18,6 @@ import (
 	"github.com/s3connector/s3connector/ingest"
 	"github.com/s3connector/s3connector/metrics"
 )
-
-// shutdownGrace bounds how long a stopping daemon waits for runs in
-// progress (their started moves always finish, see archive.Mover.Move).
-const shutdownGrace = 30 * time.Second
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run", stderr)
@@ -50,7 +41,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(stderr)
+	log, err := newLogger(stderr, cfg.Log)
 	if err != nil {
 		return err
 	}
@@ -69,18 +60,19 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	runners := make([]*ingest.Runner, 0, len(conns))
-	for _, c := range conns {
-		r, err := newRunner(platform, cfg.PrincipalARN, c, m, log)
-		if err != nil {
-			return err
-		}
-		runners = append(runners, r)
-	}
 	if *once {
+		runners := make([]*ingest.Runner, 0, len(conns))
+		for _, c := range conns {
+			r, _, err := newRunner(platform, cfg.PrincipalARN, c, m, log)
+			if err != nil {
+				return err
+			}
+			runners = append(runners, r)
+		}
 		return runOnce(ctx, runners, stdout)
 	}
-	return serve(ctx, cfg.Listen, runners, conns, reg, m, log)
+	d := &daemon{configFile: *configFile, platform: platform, reg: reg, metrics: m, log: log}
+	return d.serve(ctx, cfg)
 }
 
 // activeConnections picks what `run` ingests: every active connection, or
@@ -109,7 +101,7 @@ func activeConnections(cfg *config.Config, name, file string) ([]config.Connecti
 	return out, nil
 }
 
-func newRunner(platform aws.Config, principal string, c config.Connection, m *metrics.Metrics, log *zap.Logger) (*ingest.Runner, error) {
+func newRunner(platform aws.Config, principal string, c config.Connection, m *metrics.Metrics, log *zap.Logger) (*ingest.Runner, *connector.Connection, error) {
 	conn, err := connector.New(platform, principal, c, connector.WithHooks(connector.Hooks{
 		S3Request: func(op string, err error) { m.S3Request(c.Name, op, connector.ResultLabel(err, c.Region)) },
 		AssumeRole: func(expires time.Time, err error) {
@@ -120,13 +112,14 @@ func newRunner(platform aws.Config, principal string, c config.Connection, m *me
 		},
 	}))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	imp, err := ingest.New(c.Importer, ingest.Deps{Logger: log.With(zap.String("connection", c.Name))})
 	if err != nil {
-		return nil, fmt.Errorf("connection %q: %w", c.Name, err)
+		return nil, nil, fmt.Errorf("connection %q: %w", c.Name, err)
 	}
-	return ingest.NewRunner(conn, ingest.Options{Importer: imp, Metrics: m, Logger: log})
+	r, err := ingest.NewRunner(conn, ingest.Options{Importer: imp, Metrics: m, Logger: log})
+	return r, conn, err
 }
 
 // runOnce runs every connection once, concurrently, and prints their
@@ -150,66 +143,19 @@ func runOnce(ctx context.Context, runners []*ingest.Runner, stdout io.Writer) er
 	return nil
 }
 
-// serve is the daemon: every connection on its schedule (and once at
-// start), /metrics, /healthz and /readyz on listen, until ctx is done.
-func serve(ctx context.Context, listen string, runners []*ingest.Runner, conns []config.Connection, reg *prometheus.Registry, m *metrics.Metrics, log *zap.Logger) error {
-	sched := ingest.NewScheduler(log, m)
-	for i, r := range runners {
-		if err := sched.Add(r.Name(), conns[i].Schedule, r.Run); err != nil {
-			return err
-		}
-	}
-	var ready atomic.Bool
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "starting", http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ready\n")
-	})
-	ln, err := net.Listen("tcp", listen)
+// newLogger builds the zap logger of log.format (json or console) and
+// log.level on w.
+func newLogger(w io.Writer, c config.Log) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(c.Level)
 	if err != nil {
-		return fmt.Errorf("listen: %w (set listen: in the config file to another address)", err)
+		return nil, fmt.Errorf("log.level: %w", err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.Serve(ln) }()
-	log.Info("s3connector started", zap.String("version", version), zap.String("listen", ln.Addr().String()), zap.Int("connections", len(runners)))
-
-	sched.Start()
-	for _, r := range runners {
-		sched.RunNow(r.Name())
-	}
-	ready.Store(true)
-
-	select {
-	case <-ctx.Done():
-	case err := <-srvErr:
-		log.Error("HTTP server failed", zap.Error(err))
-	}
-	log.Info("stopping: no new runs; waiting for runs in progress", zap.Duration("grace", shutdownGrace))
-	ready.Store(false)
-	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	stopErr := sched.Stop(stopCtx)
-	_ = srv.Shutdown(stopCtx)
-	if stopErr != nil {
-		return fmt.Errorf("runs still going after %s: %w", shutdownGrace, stopErr)
-	}
-	if err := ctx.Err(); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	log.Info("stopped")
-	return nil
-}
-
-// newLogger is a JSON logger on stderr at info level.
-func newLogger(w io.Writer) (*zap.Logger, error) {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), zap.InfoLevel)
-	return zap.New(core), nil
+	encoder := zapcore.NewJSONEncoder(enc)
+	if c.Format == "console" {
+		enc.EncodeLevel = zapcore.CapitalLevelEncoder
+		encoder = zapcore.NewConsoleEncoder(enc)
+	}
+	return zap.New(zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(w)), level)), nil
 }

@@ -225,7 +225,10 @@ func TestRunDaemonServesMetrics(t *testing.T) {
 	}
 	for _, want := range []string{
 		`s3connector_files_total{connection="acme",outcome="archived"} 2`,
-		`s3connector_s3_requests_total{connection="acme",operation="GetObject",result="ok"} 2`,
+		// Two files, plus the validation marker read back at start.
+		`s3connector_s3_requests_total{connection="acme",operation="GetObject",result="ok"} 3`,
+		`s3connector_connection_up{connection="acme"} 1`,
+		`s3connector_schedule_interval_seconds{connection="acme"} 3600`,
 		`s3connector_assume_role_total{connection="acme",result="success"} 1`,
 		`s3connector_build_info{`,
 		`s3connector_credentials_expiry_timestamp_seconds{connection="acme"}`,
