@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// binary builds the s3connector binary once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "s3connector-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "s3connector")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// daemonProc is a running `s3connector run`.
+type daemonProc struct {
+	cmd    *exec.Cmd
+	addr   string
+	stderr *syncBuffer
+	exited chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startDaemon(t *testing.T, cfg, addr string) *daemonProc {
+	t.Helper()
+	d := &daemonProc{addr: addr, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	d.cmd = exec.Command(binary(t), "run", "--config", cfg)
+	d.cmd.Env = os.Environ() // platformEnv set the AWS variables
+	d.cmd.Stderr = d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.exited <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.stderr.String())
+		}
+	})
+	return d
+}
+
+func (d *daemonProc) get(path string) (int, string) {
+	resp, err := http.Get("http://" + d.addr + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitFor polls cond for up to 60 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (d *daemonProc) signalAndWait(t *testing.T, sig syscall.Signal) error {
+	t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-d.exited:
+		return err
+	case <-time.After(60 * time.Second):
+		t.Fatal("daemon did not exit")
+		return nil
+	}
+}
+
+// SIGTERM during a run with a slow importer: files in progress finish
+// within shutdown_grace, no new file starts, the process exits 0; nothing
+// is lost or half-moved and the next run completes the rest.
+func TestDaemonGracefulShutdown(t *testing.T) {
+	files := map[string]string{}
+	for i := range 12 {
+		files[fmt.Sprintf("f%02d.csv", i)] = fmt.Sprintf("row %d\n", i)
+	}
+	f := newRunFixture(t, files)
+	addr := freeAddr(t)
+	cfg := f.config(t, addr, `      type: exec
+      command: ["sh", "-c", "sleep 1; cat >/dev/null"]
+      timeout: 1m
+`)
+	setConfig(t, cfg, "workers: 4", "workers: 2")
+	setConfig(t, cfg, "listen:", "shutdown_grace: 20s\nlisten:")
+	d := startDaemon(t, cfg, addr)
+	waitFor(t, "the first archived file", func() bool { return len(f.keys(t, "imports/archive/")) >= 1 })
+	if err := d.signalAndWait(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("daemon exited with %v, want 0", err)
+	}
+	log := d.stderr.String()
+	for _, want := range []string{`"msg":"stopping: no new files; files in progress may finish"`, `"msg":"stopped"`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %s", want)
+		}
+	}
+	inbox := map[string]bool{}
+	for _, k := range f.keys(t, "imports/") {
+		if !strings.HasPrefix(k, "imports/archive/") {
+			inbox[strings.TrimPrefix(k, "imports/")] = true
+		}
+	}
+	archived := f.keys(t, "imports/archive/")
+	if len(archived) == 0 || len(inbox) == 0 {
+		t.Fatalf("after SIGTERM: %d archived, %d in the inbox; want a run stopped part-way", len(archived), len(inbox))
+	}
+	for _, k := range archived {
+		base := strings.TrimPrefix(k, "imports/archive/")
+		rel := base[:strings.Index(base, ".")] + ".csv"
+		if inbox[rel] {
+			t.Errorf("%s both archived and in the inbox (half-moved)", rel)
+		}
+	}
+	if len(inbox)+len(archived) != len(files) {
+		t.Fatalf("%d in the inbox + %d archived != %d files", len(inbox), len(archived), len(files))
+	}
+	setConfig(t, cfg, "sleep 1; ", "")
+	out, _, code := runCLI(t, "run", "--config", cfg, "--once")
+	if code != 0 {
+		t.Fatalf("next run exited %d: %s", code, out)
+	}
+	if n := len(f.keys(t, "imports/archive/")); n != len(files) {
+		t.Errorf("after the next run archive/ holds %d files, want %d", n, len(files))
+	}
+}
+
+func setConfig(t *testing.T, path, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(old)) {
+		t.Fatalf("config has no %q", old)
+	}
+	if err := os.WriteFile(path, bytes.Replace(b, []byte(old), []byte(new), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A connection failing validation is reported by /readyz and /status and
+// touches no file; SIGHUP with a broken file keeps the running config; SIGHUP
+// with the fix schedules the connection, which then ingests.
+func TestDaemonReadinessAndReload(t *testing.T) {
+	f := newRunFixture(t, map[string]string{"a.csv": "a", "b.csv": "b"})
+	addr := freeAddr(t)
+	cfg := f.config(t, addr, `      type: dir
+      path: `+f.dir+`
+`)
+	good, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The role's policy covers imports/ only: base_path other/ fails the
+	// listing check.
+	setConfig(t, cfg, "base_path: imports/", "base_path: other/")
+	d := startDaemon(t, cfg, addr)
+	var body string
+	waitFor(t, "/readyz to report the failing connection", func() bool {
+		var code int
+		code, body = d.get("/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "acme: failing")
+	})
+	if !strings.Contains(body, "Access denied") && !strings.Contains(body, "AccessDenied") && !strings.Contains(strings.ToLower(body), "denied") {
+		t.Errorf("/readyz reason does not say access is denied: %s", body)
+	}
+	_, st := d.get("/status")
+	var status struct {
+		Connections []connectionStatus `json:"connections"`
+	}
+	if err := json.Unmarshal([]byte(st), &status); err != nil {
+		t.Fatalf("/status: %v\n%s", err, st)
+	}
+	if len(status.Connections) != 1 || status.Connections[0].State != "failing" || status.Connections[0].LastError == "" {
+		t.Errorf("/status = %s", st)
+	}
+	if n := len(f.keys(t, "imports/archive/")); n != 0 {
+		t.Errorf("a failing connection archived %d files", n)
+	}
+
+	// A broken file is rejected and the running configuration kept.
+	if err := os.WriteFile(cfg, []byte("connections: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the failed reload metric", func() bool {
+		_, m := d.get("/metrics")
+		return strings.Contains(m, "s3connector_config_last_reload_successful 0")
+	})
+	if code, _ := d.get("/healthz"); code != 200 {
+		t.Error("daemon unhealthy after a failed reload")
+	}
+
+	// The fix: reload, validate, schedule, ingest.
+	if err := os.WriteFile(cfg, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "/readyz 200", func() bool { code, _ := d.get("/readyz"); return code == 200 })
+	waitFor(t, "both files archived", func() bool { return len(f.keys(t, "imports/archive/")) == 2 })
+	waitFor(t, "/status with the last run", func() bool {
+		_, st = d.get("/status")
+		return strings.Contains(st, `"archived": 2`)
+	})
+	if err := json.Unmarshal([]byte(st), &status); err != nil {
+		t.Fatal(err)
+	}
+	c := status.Connections[0]
+	if c.State != "scheduled" || c.NextRun == nil || c.LastRun == nil || !c.LastRun.OK || c.Waiting == nil || *c.Waiting != 0 {
+		t.Errorf("/status after reload = %s", st)
+	}
+	_, m := d.get("/metrics")
+	if !strings.Contains(m, "s3connector_config_last_reload_successful 1") {
+		t.Error("reload success not recorded")
+	}
+	if err := d.signalAndWait(t, syscall.SIGINT); err != nil {
+		t.Errorf("exit after SIGINT: %v", err)
+	}
+}
