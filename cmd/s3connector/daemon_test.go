@@ -80,11 +80,36 @@ func startDaemon(t *testing.T, cfg, addr string) *daemonProc {
 	go func() { d.exited <- d.cmd.Wait() }()
 	t.Cleanup(func() {
 		d.cmd.Process.Kill()
+		checkLog(t, d.stderr.String())
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.stderr.String())
 		}
 	})
 	return d
+}
+
+// checkLog holds the logging contract: JSON lines; every line about a file
+// names its connection, run and key; no credential value appears.
+func checkLog(t *testing.T, log string) {
+	t.Helper()
+	secret := os.Getenv("AWS_SECRET_ACCESS_KEY")
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		var fields map[string]any
+		if err := json.Unmarshal([]byte(line), &fields); err != nil {
+			t.Errorf("log line is not JSON: %q", line)
+			continue
+		}
+		if _, ok := fields["key"]; ok {
+			for _, f := range []string{"connection", "run_id"} {
+				if _, ok := fields[f]; !ok {
+					t.Errorf("file log line without %s: %s", f, line)
+				}
+			}
+		}
+		if secret != "" && strings.Contains(line, secret) {
+			t.Errorf("log line contains the platform secret: %s", line)
+		}
+	}
 }
 
 func (d *daemonProc) get(path string) (int, string) {
