@@ -36,6 +36,8 @@ var allMetrics = []string{
 	"s3connector_s3_requests_total",
 	"s3connector_assume_role_total",
 	"s3connector_credentials_expiry_timestamp_seconds",
+	"s3connector_schedule_interval_seconds",
+	"s3connector_connection_up",
 	"s3connector_config_last_reload_successful",
 	"s3connector_config_last_reload_success_timestamp_seconds",
 	"s3connector_build_info",
