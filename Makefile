@@ -15,7 +15,7 @@ PROMTOOL_VERSION := v0.315.0
 
 export S3CONNECTOR_TOOLS := $(TOOLS)
 
-.PHONY: all build test check demo tools clean
+.PHONY: all build test check demo bench tools clean
 
 all: build
 
@@ -36,6 +36,14 @@ check:
 # `policy` on a demo config.
 demo: tools build
 	$(GO) run ./cmd/s3connector-demo -binary bin/s3connector
+
+# The benchmarks, not part of `make test` (about 3 minutes on 2 cores): the
+# ingestion pipeline against a plain S3 loop on a local MinIO, its data in
+# /dev/shm when there is one (disk fsyncs make small-file runs noisy), then
+# the Go heap of one run over a 1 MiB and a 1 GiB object.
+bench: tools
+	$(GO) run ./cmd/s3connector-bench -small 2000 -large 20 -large-size 64MiB -rounds 7 -workers 16 $(if $(wildcard /dev/shm),-minio-dir /dev/shm)
+	$(GO) test -run '^$$' -bench RunPeakHeap -benchtime 2x ./ingest
 
 tools: $(TOOLS)/.minio-$(MINIO_VERSION) $(TOOLS)/.mc-$(MC_VERSION) $(TOOLS)/.promtool-$(PROMTOOL_VERSION)
 
