@@ -298,3 +298,68 @@ func TestDaemonReadinessAndReload(t *testing.T) {
 		t.Errorf("exit after SIGINT: %v", err)
 	}
 }
+
+// A reload that changes one connection restarts that one only: the other
+// keeps its supervisor (same state, same since) and is not re-run.
+func TestDaemonReloadLeavesOtherConnectionsAlone(t *testing.T) {
+	f := newRunFixture(t, map[string]string{"a1.csv": "a", "b1.csv": "b"})
+	addr := freeAddr(t)
+	cfg := f.config(t, addr, `      type: dir
+      path: `+f.dir+`
+`)
+	raw, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second connection on the same bucket and role, taking b* files
+	// while acme takes a* files.
+	conns := string(raw[bytes.Index(raw, []byte("  - name: acme")):])
+	beta := strings.Replace(conns, "name: acme", "name: beta\n    role_name: s3connector-acme", 1)
+	beta = strings.Replace(beta, "workers: 4", "workers: 4\n    include: [\"b*\"]", 1)
+	acme := strings.Replace(conns, "workers: 4", "workers: 4\n    include: [\"a*\"]", 1)
+	head := string(raw[:bytes.Index(raw, []byte("  - name: acme"))])
+	if err := os.WriteFile(cfg, []byte(head+acme+beta), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, cfg, addr)
+	type conn struct {
+		State string    `json:"state"`
+		Since time.Time `json:"since"`
+		Last  *struct {
+			RunID string `json:"run_id"`
+		} `json:"last_run"`
+	}
+	status := func() map[string]conn {
+		_, body := d.get("/status")
+		var s struct {
+			Connections []struct {
+				Name string `json:"name"`
+				conn
+			} `json:"connections"`
+		}
+		json.Unmarshal([]byte(body), &s)
+		out := map[string]conn{}
+		for _, c := range s.Connections {
+			out[c.Name] = c.conn
+		}
+		return out
+	}
+	waitFor(t, "both connections to finish a run", func() bool {
+		s := status()
+		return s["acme"].Last != nil && s["beta"].Last != nil
+	})
+	before := status()
+	setConfig(t, cfg, "include: [\"b*\"]", "include: [\"b*\"]\n    max_files: 10")
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "beta restarted and run again", func() bool {
+		b := status()["beta"]
+		return b.Since.After(before["beta"].Since) && b.Last != nil && b.Last.RunID != before["beta"].Last.RunID
+	})
+	after := status()["acme"]
+	if !after.Since.Equal(before["acme"].Since) || after.Last.RunID != before["acme"].Last.RunID {
+		t.Errorf("acme was restarted by a reload that changed only beta: before %+v, after %+v", before["acme"], after)
+	}
+	if n := len(f.keys(t, "imports/archive/")); n != 2 {
+		t.Errorf("archive/ holds %d files, want 2", n)
+	}
+}
