@@ -6,7 +6,6 @@ import (
 	"os"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -17,31 +16,17 @@ import (
 )
 
 // The MinIO server is shared by the package's tests and started on first use.
-var (
-	minioOnce sync.Once
-	minioSrv  *miniotest.Server
-	minioErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if minioSrv != nil {
-		minioSrv.Close()
-	}
+	miniotest.CloseShared()
 	os.Exit(code)
 }
 
+// needMinIO returns the test binary's shared MinIO server, started on first
+// use (miniotest.Shared).
 func needMinIO(t *testing.T) *miniotest.Server {
 	t.Helper()
-	minioOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		minioSrv, minioErr = miniotest.Start(ctx)
-	})
-	if minioErr != nil {
-		t.Fatalf("start MinIO: %v", minioErr)
-	}
-	return minioSrv
+	return miniotest.Shared(t)
 }
 
 // minioExternalID is only ever sent to MinIO, which ignores it.

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,12 +13,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/s3connector/s3connector/config"
-	"github.com/s3connector/s3connector/connector"
 	"github.com/s3connector/s3connector/connector/miniotest"
 )
 
@@ -50,7 +46,9 @@ func benchmarkRunPeakHeap(b *testing.B, size int64) {
 	const base, key = "inbox/", "inbox/object.bin"
 	srv := needMinIO(b)
 	bucket := minioBucket(b, srv)
-	conn := benchConnection(b, srv, bucket, base)
+	conn := testConnection(b, srv, bucket, base, "", func(c *config.Connection) {
+		c.Name, c.Workers = "bench", config.DefaultWorkers
+	})
 	r, err := NewRunner(conn, Options{Importer: Discard{}})
 	if err != nil {
 		b.Fatal(err)
@@ -86,39 +84,6 @@ func benchmarkRunPeakHeap(b *testing.B, size int64) {
 	}
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(float64(growth)/(1<<20), "heap-growth-MiB")
-}
-
-// benchConnection is testConnection for benchmarks (which it cannot serve:
-// it takes *testing.T): a connection to bucket/base with the default
-// workers, whose platform user holds exactly the generated permissions
-// policy.
-func benchConnection(tb testing.TB, srv *miniotest.Server, bucket, base string) *connector.Connection {
-	tb.Helper()
-	c := config.Connection{
-		Name: "bench", Status: config.StatusActive, AccountID: "123456789012",
-		Bucket: bucket, Region: miniotest.Region, BasePath: base,
-		RoleName: "s3connector-bench", ExternalID: "s3connector-bench-external-id-0001",
-		Workers: config.DefaultWorkers, Endpoint: srv.Endpoint, STSEndpoint: srv.Endpoint,
-	}
-	policy, err := json.Marshal(connector.PermissionsPolicyFor(c))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	n := userSeq.Add(1)
-	user, secret := fmt.Sprintf("bench-%d", n), fmt.Sprintf("bench-secret-%d", n)
-	if err := srv.AddUser(context.Background(), user, secret, policy); err != nil {
-		tb.Fatal(err)
-	}
-	platform := aws.Config{
-		Region:      miniotest.Region,
-		Credentials: credentials.NewStaticCredentialsProvider(user, secret, ""),
-		HTTPClient:  awshttp.NewBuildableClient(),
-	}
-	conn, err := connector.New(platform, "arn:aws:iam::049579744830:root", c)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return conn
 }
 
 // putStreaming uploads size deterministic pseudo-random bytes without

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/s3connector/s3connector/connector/miniotest"
 )
@@ -16,33 +15,17 @@ import (
 // The MinIO server is shared by the package's tests, started on first use
 // and stopped by TestMain; tests isolate themselves with their own buckets
 // (minioBucket).
-var (
-	minioOnce sync.Once
-	minioSrv  *miniotest.Server
-	minioErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if minioSrv != nil {
-		minioSrv.Close()
-	}
+	miniotest.CloseShared()
 	os.Exit(code)
 }
 
-// needMinIO returns the shared MinIO server, starting it on the first call.
-// The binary comes from `make tools` (S3CONNECTOR_TOOLS or .cache/bin).
+// needMinIO returns the test binary's shared MinIO server, started on first
+// use (miniotest.Shared).
 func needMinIO(t testing.TB) *miniotest.Server {
 	t.Helper()
-	minioOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		minioSrv, minioErr = miniotest.Start(ctx)
-	})
-	if minioErr != nil {
-		t.Fatalf("start MinIO: %v", minioErr)
-	}
-	return minioSrv
+	return miniotest.Shared(t)
 }
 
 var bucketSeq atomic.Int64

@@ -38,7 +38,7 @@ var userSeq atomic.Int64
 // platform user holds exactly the permissions policy we generate for it
 // (I10: every ingestion step must work under it alone). endpoint may point
 // at a proxy in front of srv; "" means srv itself.
-func testConnection(t *testing.T, srv *miniotest.Server, bucket, base, endpoint string, edit func(*config.Connection)) *connector.Connection {
+func testConnection(t testing.TB, srv *miniotest.Server, bucket, base, endpoint string, edit func(*config.Connection)) *connector.Connection {
 	t.Helper()
 	if endpoint == "" {
 		endpoint = srv.Endpoint
