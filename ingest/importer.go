@@ -1,6 +1,7 @@
-// Package ingest holds the Importer interface and the built-in importers.
-// (The lister, worker pool and scheduler arrive with the rest of the
-// scheduled-ingestion work.)
+// Package ingest takes files from a connection's inbox into importers: the
+// Importer interface, the built-in importers (dir, exec, http, discard) and
+// their registry, the lister, the worker pool and run loop (Runner) and the
+// cron Scheduler. Moving a file afterwards is package archive's job.
 package ingest
 
 import (
