@@ -267,5 +267,8 @@ func TestRunDaemonServesMetrics(t *testing.T) {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	miniotest.CloseShared()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
 	os.Exit(code)
 }
