@@ -12,6 +12,13 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 MC_VERSION    := v0.0.0-20250313080218-cf909e1063a9
 # promtool lints the scraped metrics (metrics/metrics_test.go).
 PROMTOOL_VERSION := v0.315.0
+# kubeconform validates deploy/ (deploy/deploy_test.go) against JSON schemas
+# the test makes from the Kubernetes OpenAPI spec and the Prometheus Operator
+# CRDs of these releases, copied out of their Go modules.
+KUBECONFORM_VERSION         := v0.7.0
+KUBERNETES_VERSION          := v1.34.2
+PROMETHEUS_OPERATOR_VERSION := v0.85.0
+K8S_OPENAPI := $(TOOLS)/k8s-openapi
 
 export S3CONNECTOR_TOOLS := $(TOOLS)
 
@@ -45,7 +52,8 @@ bench: tools
 	$(GO) run ./cmd/s3connector-bench -small 2000 -large 20 -large-size 64MiB -rounds 7 -workers 16 $(if $(wildcard /dev/shm),-minio-dir /dev/shm)
 	$(GO) test -run '^$$' -bench RunPeakHeap -benchtime 2x ./ingest
 
-tools: $(TOOLS)/.minio-$(MINIO_VERSION) $(TOOLS)/.mc-$(MC_VERSION) $(TOOLS)/.promtool-$(PROMTOOL_VERSION)
+tools: $(TOOLS)/.minio-$(MINIO_VERSION) $(TOOLS)/.mc-$(MC_VERSION) $(TOOLS)/.promtool-$(PROMTOOL_VERSION) \
+	$(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION) $(K8S_OPENAPI)/.$(KUBERNETES_VERSION)-$(PROMETHEUS_OPERATOR_VERSION)
 
 # Stamp files tie the cached binaries to their pinned versions.
 $(TOOLS)/.minio-$(MINIO_VERSION):
@@ -73,6 +81,24 @@ $(TOOLS)/.promtool-$(PROMTOOL_VERSION):
 	$(GO) get github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION) && \
 	GOBIN=$(TOOLS) $(GO) install github.com/prometheus/prometheus/cmd/promtool
 	@rm -f $(TOOLS)/.promtool-* && touch $@
+
+$(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+	@rm -f $(TOOLS)/.kubeconform-* && touch $@
+
+# The sources of kubeconform's schemas: swagger.json of k8s.io/kubernetes and
+# the ServiceMonitor and PrometheusRule CRDs of prometheus-operator.
+$(K8S_OPENAPI)/.$(KUBERNETES_VERSION)-$(PROMETHEUS_OPERATOR_VERSION):
+	rm -rf $(K8S_OPENAPI) && mkdir -p $(K8S_OPENAPI)
+	k8s=$$($(GO) mod download -json k8s.io/kubernetes@$(KUBERNETES_VERSION) | sed -n 's/^.*"Dir": "\(.*\)",$$/\1/p') && \
+	cp "$$k8s/api/openapi-spec/swagger.json" $(K8S_OPENAPI)/
+	po=$$($(GO) mod download -json github.com/prometheus-operator/prometheus-operator@$(PROMETHEUS_OPERATOR_VERSION) | sed -n 's/^.*"Dir": "\(.*\)",$$/\1/p') && \
+	cp "$$po/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
+	   "$$po/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" $(K8S_OPENAPI)/
+	chmod u+w $(K8S_OPENAPI)/*
+	echo $(KUBERNETES_VERSION) > $(K8S_OPENAPI)/KUBERNETES_VERSION
+	@touch $@
 
 clean:
 	rm -rf bin
