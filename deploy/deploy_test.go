@@ -32,17 +32,21 @@ const (
 	nonRootUID = 65532
 )
 
+// kustomization is the part of kustomization.yaml the tests read.
+type kustomization struct {
+	Namespace string   `yaml:"namespace"`
+	Resources []string `yaml:"resources"`
+	Images    []struct {
+		Name    string `yaml:"name"`
+		NewName string `yaml:"newName"`
+		NewTag  string `yaml:"newTag"`
+	} `yaml:"images"`
+}
+
 // manifestFiles are the files kustomization.yaml lists, in its order.
 func manifestFiles(t *testing.T) []string {
 	t.Helper()
-	var k struct {
-		Resources []string `yaml:"resources"`
-		Images    []struct {
-			Name    string `yaml:"name"`
-			NewName string `yaml:"newName"`
-			NewTag  string `yaml:"newTag"`
-		} `yaml:"images"`
-	}
+	var k kustomization
 	decodeFile(t, "kustomization.yaml", &k)
 	if len(k.Resources) == 0 {
 		t.Fatal("kustomization.yaml: no resources")
@@ -238,14 +242,7 @@ func TestKustomization(t *testing.T) {
 	if !slices.Equal(sorted, onDisk) {
 		t.Errorf("kustomization.yaml resources %v, want the manifests in deploy/: %v", sorted, onDisk)
 	}
-	var k struct {
-		Namespace string `yaml:"namespace"`
-		Images    []struct {
-			Name    string `yaml:"name"`
-			NewName string `yaml:"newName"`
-			NewTag  string `yaml:"newTag"`
-		} `yaml:"images"`
-	}
+	var k kustomization
 	decodeFile(t, "kustomization.yaml", &k)
 	if k.Namespace == "" {
 		t.Error("kustomization.yaml: no namespace: one namespace per tenant")
