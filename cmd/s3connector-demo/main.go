@@ -203,7 +203,13 @@ func showBucket(ctx context.Context, out io.Writer, srv *miniotest.Server) error
 		{"archive", "Archived (imported, then moved)"},
 		{"error", "In error/ (rejected by the importer, with a report)"},
 	} {
-		fmt.Fprintf(out, "%s: %d\n", g.title, len(groups[g.name]))
+		files := 0 // error reports are listed under their file, not counted
+		for _, k := range groups[g.name] {
+			if !strings.HasSuffix(k, ".error.json") {
+				files++
+			}
+		}
+		fmt.Fprintf(out, "%s: %d\n", g.title, files)
 		for _, k := range groups[g.name] {
 			fmt.Fprintf(out, "  s3://%s/%s\n", bucket, k)
 			if strings.HasSuffix(k, ".error.json") {
