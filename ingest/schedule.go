@@ -35,16 +35,19 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
-	// running holds one lock per connection name, kept across Remove and
-	// Add, so a connection changed by a reload never runs twice at once.
-	running map[string]*sync.Mutex
+	// running holds one lock (a one-slot semaphore) per connection name,
+	// kept across Remove and Add, so a connection changed by a reload never
+	// runs twice at once.
+	running map[string]chan struct{}
 }
 
 type entry struct {
-	id      cron.EntryID
+	id cron.EntryID
+	// removed is closed by Remove: a run in progress starts no new file.
+	removed chan struct{}
 	spec    string
 	job     Job
-	running *sync.Mutex
+	running chan struct{}
 	busy    atomic.Bool // for States; running is the real guard
 	last    Summary
 	ran     bool
@@ -67,7 +70,7 @@ func NewScheduler(log *zap.Logger, m *metrics.Metrics) *Scheduler {
 		cancel:  cancel,
 		stop:    make(chan struct{}),
 		entries: map[string]*entry{},
-		running: map[string]*sync.Mutex{},
+		running: map[string]chan struct{}{},
 	}
 }
 
@@ -84,49 +87,71 @@ func (s *Scheduler) Add(name, spec string, job Job) error {
 	}
 	lock, ok := s.running[name]
 	if !ok {
-		lock = new(sync.Mutex)
+		lock = make(chan struct{}, 1)
 		s.running[name] = lock
 	}
-	e := &entry{spec: spec, job: job, running: lock}
-	e.id = s.cron.Schedule(sched, cron.FuncJob(func() { s.tick(name, e) }))
+	e := &entry{spec: spec, job: job, running: lock, removed: make(chan struct{})}
+	e.id = s.cron.Schedule(sched, cron.FuncJob(func() { s.tick(name, e, false) }))
 	s.entries[name] = e
 	return nil
 }
 
-// Remove unschedules a connection; a run in progress finishes (and a
-// connection added again under the same name waits for it).
+// Remove unschedules a connection. A run in progress starts no new file
+// and returns once its files in progress are done, as on Stop but without
+// a deadline; a connection added again under the same name waits for it.
 func (s *Scheduler) Remove(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.entries[name]; ok {
 		s.cron.Remove(e.id)
+		close(e.removed)
 		delete(s.entries, name)
 	}
 }
 
 // RunNow starts a run of the named connection outside its schedule (at
-// start-up, say), unless one is going. It does not wait.
+// start-up, say). It does not wait; the run does: if the connection's
+// previous run (under an earlier configuration, say) is still going, it
+// starts when that one ends, unless the scheduler stops or the connection
+// is removed first.
 func (s *Scheduler) RunNow(name string) {
 	s.mu.Lock()
 	e, ok := s.entries[name]
 	s.mu.Unlock()
 	if ok {
-		go s.tick(name, e)
+		go s.tick(name, e, true)
 	}
 }
 
-func (s *Scheduler) tick(name string, e *entry) {
-	if !e.running.TryLock() {
-		s.log.Warn("previous run still going; tick skipped", zap.String("connection", name))
-		if s.metrics != nil {
-			s.metrics.RunSkipped(name)
+// tick runs the connection once. A scheduled tick (wait false) that finds
+// the previous run going is skipped and counted.
+func (s *Scheduler) tick(name string, e *entry, wait bool) {
+	if wait {
+		select {
+		case e.running <- struct{}{}:
+		case <-s.stop:
+			return
+		case <-e.removed:
+			return
 		}
-		return
+	} else {
+		select {
+		case e.running <- struct{}{}:
+		default:
+			s.log.Warn("previous run still going; tick skipped", zap.String("connection", name))
+			if s.metrics != nil {
+				s.metrics.RunSkipped(name)
+			}
+			return
+		}
 	}
-	defer e.running.Unlock()
+	defer func() { <-e.running }()
 	s.mu.Lock()
 	select {
 	case <-s.stop:
+		s.mu.Unlock()
+		return
+	case <-e.removed:
 		s.mu.Unlock()
 		return
 	default:
@@ -136,7 +161,21 @@ func (s *Scheduler) tick(name string, e *entry) {
 	defer s.wg.Done()
 	e.busy.Store(true)
 	defer e.busy.Store(false)
-	sum := e.job(s.ctx, s.stop)
+	// The run stops taking files when the scheduler stops or the
+	// connection is removed, whichever comes first.
+	stop := make(chan struct{})
+	ended := make(chan struct{})
+	defer close(ended)
+	go func() {
+		select {
+		case <-s.stop:
+		case <-e.removed:
+		case <-ended:
+			return
+		}
+		close(stop)
+	}()
+	sum := e.job(s.ctx, stop)
 	s.mu.Lock()
 	e.last, e.ran = sum, true
 	s.mu.Unlock()

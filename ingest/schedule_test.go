@@ -135,6 +135,106 @@ func TestSchedulerStopGraceThenCancel(t *testing.T) {
 	}
 }
 
+// Remove makes the connection's run in progress stop taking files (a
+// connection disabled by a reload must not go on importing its backlog);
+// the other connections' runs go on.
+func TestSchedulerRemoveStopsItsRun(t *testing.T) {
+	s := NewScheduler(nil, nil)
+	started := map[string]chan struct{}{"gone": make(chan struct{}), "kept": make(chan struct{})}
+	returned := map[string]chan struct{}{"gone": make(chan struct{}), "kept": make(chan struct{})}
+	for name := range started {
+		if err := s.Add(name, "@every 1h", func(ctx context.Context, stop <-chan struct{}) Summary {
+			close(started[name])
+			defer close(returned[name])
+			select {
+			case <-stop:
+			case <-ctx.Done():
+			}
+			return Summary{Connection: name}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Start()
+	s.RunNow("gone")
+	s.RunNow("kept")
+	<-started["gone"]
+	<-started["kept"]
+	s.Remove("gone")
+	select {
+	case <-returned["gone"]:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the removed connection's run did not stop")
+	}
+	select {
+	case <-returned["kept"]:
+		t.Fatal("removing one connection stopped another's run")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if _, ok := s.State("gone"); ok {
+		t.Error("removed connection still listed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-returned["kept"]
+}
+
+// A connection changed by a reload is removed and added again: the new
+// entry's RunNow waits for the old run instead of running beside it or
+// being skipped.
+func TestSchedulerRunNowWaitsForThePreviousRun(t *testing.T) {
+	s := NewScheduler(nil, nil)
+	release := make(chan struct{})
+	var running, overlap atomic.Int64
+	oldStarted, newStarted := make(chan struct{}), make(chan struct{})
+	job := func(started chan struct{}, hold bool) Job {
+		return func(context.Context, <-chan struct{}) Summary {
+			if running.Add(1) > 1 {
+				overlap.Add(1)
+			}
+			defer running.Add(-1)
+			close(started)
+			if hold {
+				<-release // a file in progress that takes its time
+			}
+			return Summary{}
+		}
+	}
+	if err := s.Add("c", "@every 1h", job(oldStarted, true)); err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	s.RunNow("c")
+	<-oldStarted
+	s.Remove("c")
+	if err := s.Add("c", "@every 1h", job(newStarted, false)); err != nil {
+		t.Fatal(err)
+	}
+	s.RunNow("c")
+	select {
+	case <-newStarted:
+		t.Fatal("the new run started while the old one was going")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-newStarted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the new run did not start after the old one ended")
+	}
+	if overlap.Load() != 0 {
+		t.Error("two runs of one connection overlapped")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // metricValue reads one series of a counter or gauge from reg.
 func metricValue(t *testing.T, reg *prometheus.Registry, name, connection string) float64 {
 	t.Helper()
