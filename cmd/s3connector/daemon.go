@@ -230,7 +230,16 @@ func (d *daemon) supervise(ctx context.Context, s *supervised) {
 	if iv, err := ingest.Interval(c.Schedule, time.Now()); err == nil {
 		d.metrics.SetScheduleInterval(c.Name, iv)
 	}
-	if err := d.sched.Add(c.Name, c.Schedule, runner.RunUntil); err != nil {
+	// Schedule only while this supervisor is current: a reload that removed
+	// or changed the connection in the meantime cancelled ctx under d.mu.
+	d.mu.Lock()
+	if ctx.Err() != nil {
+		d.mu.Unlock()
+		return
+	}
+	err = d.sched.Add(c.Name, c.Schedule, runner.RunUntil)
+	d.mu.Unlock()
+	if err != nil {
 		s.set("failing", err.Error())
 		log.Error("cannot schedule", zap.Error(err))
 		return
