@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -361,5 +362,63 @@ func TestDaemonReloadLeavesOtherConnectionsAlone(t *testing.T) {
 	}
 	if n := len(f.keys(t, "imports/archive/")); n != 2 {
 		t.Errorf("archive/ holds %d files, want 2", n)
+	}
+}
+
+// Disabling a connection by reload while it runs (one of the seeds' ways to
+// revoke access): its run starts no new file, the files in progress finish
+// their move, nothing is half-moved, and the rest stays in the inbox.
+func TestDaemonReloadDisablingStopsTheRun(t *testing.T) {
+	files := map[string]string{}
+	for i := range 12 {
+		files[fmt.Sprintf("f%02d.csv", i)] = fmt.Sprintf("row %d\n", i)
+	}
+	f := newRunFixture(t, files)
+	addr := freeAddr(t)
+	cfg := f.config(t, addr, `      type: exec
+      command: ["sh", "-c", "sleep 1; cat >/dev/null"]
+      timeout: 1m
+`)
+	setConfig(t, cfg, "workers: 4", "workers: 2")
+	d := startDaemon(t, cfg, addr)
+	waitFor(t, "the first archived file", func() bool { return len(f.keys(t, "imports/archive/")) >= 1 })
+	setConfig(t, cfg, "status: active", "status: disabled")
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the connection gone from /status", func() bool {
+		_, body := d.get("/status")
+		return strings.Contains(body, `"connections": []`)
+	})
+	// The run ends once its files in progress are done (about a second);
+	// then nothing may move any more.
+	var archived []string
+	waitFor(t, "the archive to stop growing", func() bool {
+		before := len(f.keys(t, "imports/archive/"))
+		time.Sleep(2500 * time.Millisecond)
+		archived = f.keys(t, "imports/archive/")
+		return len(archived) == before
+	})
+	var inbox []string
+	for _, k := range f.keys(t, "imports/") {
+		if !strings.HasPrefix(k, "imports/archive/") {
+			inbox = append(inbox, strings.TrimPrefix(k, "imports/"))
+		}
+	}
+	if len(inbox) == 0 {
+		t.Fatalf("all %d files were archived after the connection was disabled; want the run stopped part-way", len(archived))
+	}
+	if len(inbox)+len(archived) != len(files) {
+		t.Fatalf("%d in the inbox + %d archived != %d files", len(inbox), len(archived), len(files))
+	}
+	for _, k := range archived {
+		base := strings.TrimPrefix(k, "imports/archive/")
+		if slices.Contains(inbox, base[:strings.Index(base, ".")]+".csv") {
+			t.Errorf("%s both archived and in the inbox (half-moved)", k)
+		}
+	}
+	if code, body := d.get("/readyz"); code != 200 {
+		t.Errorf("/readyz with no active connection: %d %s", code, body)
+	}
+	if err := d.signalAndWait(t, syscall.SIGTERM); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
 	}
 }
