@@ -42,7 +42,9 @@ const (
 	// once.
 	DefaultPartConcurrency = 4
 	// finishTimeout bounds the completion of a move that has started
-	// copying when its context is cancelled (see Move).
+	// copying, counted from the cancellation of its context (see Move). A
+	// move that is not cancelled has no time limit of its own: a
+	// multipart copy of a large object may take many minutes.
 	finishTimeout = 2 * time.Minute
 )
 
@@ -164,7 +166,7 @@ func (m *Mover) Move(ctx context.Context, src Source, folder Folder, runID strin
 		return Result{}, errors.New("archive: moving to error/ needs a report")
 	}
 	// From here on, finish what we start even if the run is cancelled.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	ctx, cancel := finishContext(ctx, finishTimeout)
 	defer cancel()
 
 	res := Result{Key: dest}
@@ -186,6 +188,23 @@ func (m *Mover) Move(ctx context.Context, src Source, folder Folder, runID strin
 		return res, &DeleteError{Key: src.Key, Copy: dest, Err: err}
 	}
 	return res, nil
+}
+
+// finishContext returns a context that outlives parent by grace: it is
+// not cancelled with parent, only grace after parent is done (or by the
+// returned cancel).
+func finishContext(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			cancel(fmt.Errorf("move not finished %s after its run was cancelled: %w", grace, context.DeadlineExceeded))
+		}
+	})
+	return ctx, func() { stop(); cancel(context.Canceled) }
 }
 
 // DeleteError reports a move whose copy succeeded but whose delete did not:
