@@ -167,9 +167,10 @@ func (c *Connection) checkBucket(ctx context.Context) error {
 		return fmt.Errorf("bucket %q: %w", c.cfg.Bucket, err)
 	}
 	_, err = c.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
-		Bucket:  aws.String(c.cfg.Bucket),
-		Prefix:  aws.String(c.cfg.BasePath),
-		MaxKeys: aws.Int32(1),
+		Bucket:       aws.String(c.cfg.Bucket),
+		Prefix:       aws.String(c.cfg.BasePath),
+		MaxKeys:      aws.Int32(1),
+		EncodingType: ListEncoding,
 	})
 	if err != nil {
 		return fmt.Errorf("bucket %q: %w", c.cfg.Bucket, Classify(err, region))
@@ -183,8 +184,9 @@ func (c *Connection) CountWaiting(ctx context.Context) (int, error) {
 	base := c.cfg.BasePath
 	archive, errDir := base+ArchiveFolder, base+ErrorFolder
 	p := s3.NewListObjectsV2Paginator(c.s3, &s3.ListObjectsV2Input{
-		Bucket: aws.String(c.cfg.Bucket),
-		Prefix: aws.String(base),
+		Bucket:       aws.String(c.cfg.Bucket),
+		Prefix:       aws.String(base),
+		EncodingType: ListEncoding,
 	})
 	n := 0
 	for p.HasMorePages() {
@@ -193,7 +195,10 @@ func (c *Connection) CountWaiting(ctx context.Context) (int, error) {
 			return n, fmt.Errorf("list s3://%s/%s: %w", c.cfg.Bucket, base, Classify(err, c.cfg.Region))
 		}
 		for _, o := range page.Contents {
-			k := aws.ToString(o.Key)
+			k, err := ListedKey(page.EncodingType, aws.ToString(o.Key))
+			if err != nil {
+				return n, fmt.Errorf("list s3://%s/%s: %w", c.cfg.Bucket, base, err)
+			}
 			if strings.HasSuffix(k, "/") || strings.HasPrefix(k, archive) || strings.HasPrefix(k, errDir) {
 				continue
 			}

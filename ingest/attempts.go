@@ -52,14 +52,18 @@ func newAttemptStore(client *s3.Client, bucket, base, region string) *attemptSto
 func (a *attemptStore) key(relKey string) string { return a.prefix + relKey + ".json" }
 
 func (a *attemptStore) load(ctx context.Context) error {
-	p := s3.NewListObjectsV2Paginator(a.s3, &s3.ListObjectsV2Input{Bucket: &a.bucket, Prefix: &a.prefix})
+	p := s3.NewListObjectsV2Paginator(a.s3, &s3.ListObjectsV2Input{Bucket: &a.bucket, Prefix: &a.prefix, EncodingType: connector.ListEncoding})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return fmt.Errorf("list attempt counts under %s: %w", a.prefix, connector.Classify(err, a.region))
 		}
 		for _, o := range page.Contents {
-			rel, ok := strings.CutSuffix(strings.TrimPrefix(aws.ToString(o.Key), a.prefix), ".json")
+			key, err := connector.ListedKey(page.EncodingType, aws.ToString(o.Key))
+			if err != nil {
+				return fmt.Errorf("list attempt counts under %s: %w", a.prefix, err)
+			}
+			rel, ok := strings.CutSuffix(strings.TrimPrefix(key, a.prefix), ".json")
 			if ok {
 				a.known[rel] = true
 			}

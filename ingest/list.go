@@ -121,8 +121,9 @@ type Lister struct {
 // version ids). ContentType, Metadata and VersionID are left for the worker
 // to fill from GetObject.
 //
-// Keys are requested without EncodingType=url: the SDK decodes the XML, so
-// unicode, spaces and '+' arrive exactly as stored.
+// Keys are requested URL-encoded (connector.ListEncoding), so a key with a
+// control character cannot make a page unreadable, and decoded here:
+// unicode, spaces, '+' and '%' arrive exactly as stored.
 func (l *Lister) List(ctx context.Context, out chan<- File) (ListStats, error) {
 	var st ListStats
 	base := l.BasePath
@@ -141,7 +142,7 @@ func (l *Lister) List(ctx context.Context, out chan<- File) (ListStats, error) {
 	cutoff := now().Add(-l.Filter.MinAge)
 	archive, errDir := base+connector.ArchiveFolder, base+connector.ErrorFolder
 
-	in := &s3.ListObjectsV2Input{Bucket: aws.String(l.Bucket), Prefix: aws.String(base)}
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(l.Bucket), Prefix: aws.String(base), EncodingType: connector.ListEncoding}
 	if l.PageSize > 0 {
 		in.MaxKeys = aws.Int32(l.PageSize)
 	}
@@ -160,7 +161,10 @@ func (l *Lister) List(ctx context.Context, out chan<- File) (ListStats, error) {
 		st.Pages++
 		for _, o := range page.Contents {
 			st.Seen++
-			key := aws.ToString(o.Key)
+			key, err := connector.ListedKey(page.EncodingType, aws.ToString(o.Key))
+			if err != nil {
+				return st, fmt.Errorf("list s3://%s/%s: %w", l.Bucket, base, err)
+			}
 			// The prefix check guards I8 against a server that ignores Prefix.
 			if !strings.HasPrefix(key, base) || strings.HasSuffix(key, "/") ||
 				strings.HasPrefix(key, archive) || strings.HasPrefix(key, errDir) {

@@ -121,14 +121,18 @@ func TestListManyPagesNested(t *testing.T) {
 func TestListKeysExact(t *testing.T) {
 	srv := needMinIO(t)
 	// Keys that break when a listing is URL-encoded and not decoded, or
-	// decoded twice ('+' as space, "%20" as space).
+	// decoded twice ('+' as space, "%20" as space), or when it is not
+	// URL-encoded at all (control characters).
 	objects := map[string][]byte{
 		"dir with space/a+b.csv": []byte("a,b\n1,2\n"),
 		"données/été.csv":        []byte("é\n"),
 		"日本語/ファイル.txt":           []byte("こんにちは"),
 		"pct%20sign.csv":         []byte("%"),
 		"q?&=#;.csv":             []byte("?"),
-		"empty.csv":              {},
+		// Control characters: a plain XML listing cannot carry them.
+		"ctl\x01char.csv":   []byte("\x01"),
+		"tab\tcr\rlf\n.csv": []byte("\t"),
+		"empty.csv":         {},
 	}
 	for _, base := range []string{"", "in box/données/"} {
 		t.Run("base="+base, func(t *testing.T) {

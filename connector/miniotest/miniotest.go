@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -309,14 +310,22 @@ func (s *Server) Put(ctx context.Context, bucket, key string, body []byte) error
 // Keys lists every key under prefix with the root credentials.
 func (s *Server) Keys(ctx context.Context, bucket, prefix string) ([]string, error) {
 	var keys []string
-	p := s3.NewListObjectsV2Paginator(s.rootStore, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	// URL-encoded, as the connector lists: a key with a control character
+	// would make a plain XML listing unreadable.
+	p := s3.NewListObjectsV2Paginator(s.rootStore, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix), EncodingType: types.EncodingTypeUrl})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, err
 		}
 		for _, o := range page.Contents {
-			keys = append(keys, aws.ToString(o.Key))
+			k := aws.ToString(o.Key)
+			if page.EncodingType == types.EncodingTypeUrl { // as connector.ListedKey (which would be an import cycle)
+				if k, err = url.QueryUnescape(k); err != nil {
+					return nil, err
+				}
+			}
+			keys = append(keys, k)
 		}
 	}
 	return keys, nil
