@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -42,6 +43,9 @@ type pendingDelete struct {
 func newDeleteBatcher(m *Mover) *deleteBatcher { return &deleteBatcher{m: m} }
 
 func (b *deleteBatcher) delete(ctx context.Context, src Source) error {
+	if !xmlSafe(src.Key) {
+		return b.m.deleteOne(ctx, src)
+	}
 	p := &pendingDelete{src: src, done: make(chan error, 1), lead: make(chan struct{}, 1)}
 	b.mu.Lock()
 	if b.unsupported {
@@ -94,6 +98,10 @@ func (b *deleteBatcher) flush(ctx context.Context, batch []*pendingDelete) {
 			objects[i].ETag = aws.String(p.src.ETag)
 		}
 	}
+	// The batch carries other callers' deletes: the leader's context must
+	// not cut them off.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
 	out, err := b.m.S3.DeleteObjects(ctx, &s3.DeleteObjectsInput{
 		Bucket: &b.m.Bucket,
 		Delete: &types.Delete{Objects: objects, Quiet: aws.Bool(true)},
@@ -122,6 +130,21 @@ func (b *deleteBatcher) flush(ctx context.Context, batch []*pendingDelete) {
 	for _, p := range batch {
 		p.done <- failed[[2]string{p.src.Key, p.src.VersionID}]
 	}
+}
+
+// xmlSafe reports whether key can travel in DeleteObjects' XML body as it
+// is. XML 1.0 cannot carry most control characters (the SDK would send a
+// replacement character, naming another key, which S3 reports as deleted
+// because deleting a missing key succeeds), and a parser may normalise tab,
+// CR and LF. Such keys are deleted one by one: DeleteObject carries the key
+// in the URL.
+func xmlSafe(key string) bool {
+	for _, r := range key {
+		if r < 0x20 || r == 0xFFFE || r == 0xFFFF || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
 }
 
 // BatchDeleteError is one key's failure inside a DeleteObjects response.

@@ -136,6 +136,10 @@ func TestRunArchivesEveryFileByteForByte(t *testing.T) {
 	}
 	want["dir with space/a+b c.csv"] = []byte("plus and space")
 	want["données/été 2026.csv"] = []byte("unicode")
+	// Control characters: listed URL-encoded, deleted one by one (an XML
+	// DeleteObjects body cannot name them).
+	want["ctl\x01char.csv"] = []byte("control")
+	want["tab\tcr\rlf\n.csv"] = []byte("whitespace")
 	want["empty.csv"] = nil
 	want["big/3mib.bin"] = randomBody(3<<20 + 17)
 	for rel, b := range want {
