@@ -159,7 +159,7 @@ func (m *Mover) Move(ctx context.Context, src Source, folder Folder, runID strin
 		now = m.Now
 	}
 	dest := DestKey(m.BasePath, folder, src.RelKey, now(), runID)
-	if len(dest) > MaxKeyLength {
+	if len(dest) > MaxDestLength(folder) {
 		return Result{}, fmt.Errorf("cannot %s %q: the destination key would be longer than S3's %d-byte limit; move or rename the file by hand", verb(folder), src.Key, MaxKeyLength)
 	}
 	if folder == Error && report == nil {

@@ -208,6 +208,29 @@ func TestMoveToErrorWritesReportFirst(t *testing.T) {
 
 // A file re-uploaded after it was listed must not be copied or deleted: the
 // copy is pinned to the listed ETag (MinIO honours CopySourceIfMatch).
+// A file whose name is near S3's key limit still reaches error/ with its
+// report: the report's longer name must fit too.
+func TestMoveToErrorLongName(t *testing.T) {
+	srv := miniotest.Shared(t)
+	client := srv.Root()
+	bucket := newBucket(t, srv)
+	mover := &Mover{S3: client, Bucket: bucket, BasePath: "in/"}
+	// 983 bytes in all (MinIO also limits each path segment to 255 bytes):
+	// the error/ name would be 1,016 bytes and its report's 1,027.
+	rel := strings.Repeat(strings.Repeat("d", 193)+"/", 4) + strings.Repeat("n", 200) + ".csv"
+	src := putObject(t, client, bucket, "in/", rel, []byte("x"), s3.PutObjectInput{})
+	res, err := mover.Move(t.Context(), src, Error, "run000000009", &Report{Reason: "rejected", Key: src.Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Report) > MaxKeyLength || !exists(t, client, bucket, res.Key) || !exists(t, client, bucket, res.Report) {
+		t.Errorf("result %+v: want the copy and its report in error/", res)
+	}
+	if exists(t, client, bucket, src.Key) {
+		t.Error("original still in the inbox")
+	}
+}
+
 func TestMoveRefusesChangedSource(t *testing.T) {
 	srv := miniotest.Shared(t)
 	client := srv.Root()

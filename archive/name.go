@@ -53,24 +53,34 @@ const ReportSuffix = ".error.json"
 //
 // Names are unique by construction: a run lists each key once and run ids
 // are unique, so no two moves produce the same (relKey, time, run id). When
-// the result would exceed S3's 1,024-byte key limit the stem is shortened
-// and followed by "~" and a hash of the full relative key, which keeps it
-// unique.
+// the result would exceed MaxDestLength (S3's 1,024-byte key limit, less
+// the report suffix in error/) the stem is shortened and followed by "~"
+// and a hash of the full relative key, which keeps it unique.
 func DestKey(basePath string, folder Folder, relKey string, at time.Time, runID string) string {
 	dir, file := path.Split(relKey)
 	stem, ext := splitExt(file)
 	suffix := "." + at.UTC().Format(stampLayout) + "-" + runID + ext
 	prefix := basePath + string(folder) + dir
-	if key := prefix + stem + suffix; len(key) <= MaxKeyLength {
+	limit := MaxDestLength(folder)
+	if key := prefix + stem + suffix; len(key) <= limit {
 		return key
 	}
 	sum := sha256.Sum256([]byte(relKey))
 	hash := "~" + hex.EncodeToString(sum[:6])
-	room := MaxKeyLength - len(prefix) - len(suffix) - len(hash)
+	room := limit - len(prefix) - len(suffix) - len(hash)
 	if room < 0 {
 		room = 0
 	}
 	return prefix + truncateUTF8(stem, room) + hash + suffix
+}
+
+// MaxDestLength is the longest destination key in folder: S3's limit, and
+// in error/ room for the report's name (ReportKey) as well.
+func MaxDestLength(folder Folder) int {
+	if folder == Error {
+		return MaxKeyLength - len(ReportSuffix)
+	}
+	return MaxKeyLength
 }
 
 // ReportKey names the sidecar report of an error/ file.

@@ -66,6 +66,15 @@ func TestDestKeyLongNamesStayWithinLimitAndUnique(t *testing.T) {
 	if k1 == k2 {
 		t.Fatalf("truncated names collide: %q", k1)
 	}
+	// In error/ the report's name must fit too, for every length of name
+	// around the limit.
+	for n := 990; n <= 1024-len(base); n++ {
+		rel := strings.Repeat("x", n-4) + ".csv"
+		k := DestKey(base, Error, rel, at, "run000000001")
+		if len(ReportKey(k)) > MaxKeyLength {
+			t.Fatalf("relative key of %d bytes: report key of %d bytes exceeds %d", n, len(ReportKey(k)), MaxKeyLength)
+		}
+	}
 }
 
 func TestCopySource(t *testing.T) {
