@@ -3,6 +3,8 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/s3connector/s3connector/archive"
 	"github.com/s3connector/s3connector/connector"
 )
 
@@ -34,7 +37,8 @@ type attemptRecord struct {
 }
 
 // attemptStore keeps counts as small JSON objects
-// <base>error/.s3connector/attempts/<relative key>.json. One listing at
+// <base>error/.s3connector/attempts/<relative key>.json (a hash for keys
+// too long for that, see name). One listing at
 // the start of a run tells which files have a count, so files without one
 // (nearly all) cost no extra request.
 type attemptStore struct {
@@ -42,14 +46,24 @@ type attemptStore struct {
 	bucket, prefix, region string
 
 	mu    sync.Mutex
-	known map[string]bool // relative keys with a record
+	known map[string]bool // record names (see name) that exist
 }
 
 func newAttemptStore(client *s3.Client, bucket, base, region string) *attemptStore {
 	return &attemptStore{s3: client, bucket: bucket, prefix: base + AttemptsFolder, region: region, known: map[string]bool{}}
 }
 
-func (a *attemptStore) key(relKey string) string { return a.prefix + relKey + ".json" }
+func (a *attemptStore) key(relKey string) string { return a.prefix + a.name(relKey) + ".json" }
+
+// name is the record name of a relative key: the key itself, or, when the
+// record's key would pass S3's key limit, "~long/" and the key's SHA-256.
+func (a *attemptStore) name(relKey string) string {
+	if len(a.prefix)+len(relKey)+len(".json") <= archive.MaxKeyLength {
+		return relKey
+	}
+	sum := sha256.Sum256([]byte(relKey))
+	return "~long/" + hex.EncodeToString(sum[:])
+}
 
 func (a *attemptStore) load(ctx context.Context) error {
 	p := s3.NewListObjectsV2Paginator(a.s3, &s3.ListObjectsV2Input{Bucket: &a.bucket, Prefix: &a.prefix, EncodingType: connector.ListEncoding})
@@ -63,9 +77,9 @@ func (a *attemptStore) load(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("list attempt counts under %s: %w", a.prefix, err)
 			}
-			rel, ok := strings.CutSuffix(strings.TrimPrefix(key, a.prefix), ".json")
+			name, ok := strings.CutSuffix(strings.TrimPrefix(key, a.prefix), ".json")
 			if ok {
-				a.known[rel] = true
+				a.known[name] = true
 			}
 		}
 	}
@@ -75,7 +89,7 @@ func (a *attemptStore) load(ctx context.Context) error {
 func (a *attemptStore) has(rel string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.known[rel]
+	return a.known[a.name(rel)]
 }
 
 // fail counts one more failed attempt of f and returns the count and the
@@ -103,7 +117,7 @@ func (a *attemptStore) fail(ctx context.Context, f File, now time.Time, cause er
 		return rec.Attempts, rec.First, fmt.Errorf("record attempt: %w", connector.Classify(err, a.region))
 	}
 	a.mu.Lock()
-	a.known[f.RelKey] = true
+	a.known[a.name(f.RelKey)] = true
 	a.mu.Unlock()
 	return rec.Attempts, rec.First, nil
 }
@@ -139,7 +153,7 @@ func (a *attemptStore) clear(ctx context.Context, f File) error {
 		return fmt.Errorf("clear attempt count: %w", connector.Classify(err, a.region))
 	}
 	a.mu.Lock()
-	delete(a.known, f.RelKey)
+	delete(a.known, a.name(f.RelKey))
 	a.mu.Unlock()
 	return nil
 }

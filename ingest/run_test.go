@@ -314,13 +314,24 @@ func TestRunTransientFailuresStayForTheNextRun(t *testing.T) {
 }
 
 func TestRunMaxAttemptsSendsAStuckFileToError(t *testing.T) {
+	// The long name's count record would pass S3's key limit under its own
+	// name (998 + 36 bytes); it is kept under a hash.
+	long := strings.Repeat(strings.Repeat("d", 200)+"/", 4) + strings.Repeat("n", 190) + ".csv"
+	for _, stuck := range []string{"stuck.csv", long} {
+		t.Run(fmt.Sprintf("%d bytes", len(stuck)), func(t *testing.T) {
+			testMaxAttempts(t, stuck)
+		})
+	}
+}
+
+func testMaxAttempts(t *testing.T, stuck string) {
 	srv := needMinIO(t)
 	bucket := minioBucket(t, srv)
-	put(t, srv, bucket, "in/stuck.csv", []byte("always times out"))
+	put(t, srv, bucket, "in/"+stuck, []byte("always times out"))
 	put(t, srv, bucket, "in/fine.csv", []byte("fine"))
 	imp := importerFunc(func(_ context.Context, f File, body io.Reader) error {
 		io.Copy(io.Discard, body)
-		if f.RelKey == "stuck.csv" {
+		if f.RelKey == stuck {
 			return errors.New("sink timeout")
 		}
 		return nil
@@ -358,7 +369,7 @@ func TestRunMaxAttemptsSendsAStuckFileToError(t *testing.T) {
 	if got := keys(t, srv, bucket, "in/error/.s3connector/attempts/"); len(got) != 0 {
 		t.Errorf("attempt record not cleared: %v", got)
 	}
-	if got := keys(t, srv, bucket, "in/stuck.csv"); len(got) != 0 {
+	if got := keys(t, srv, bucket, "in/"+stuck); len(got) != 0 {
 		t.Error("stuck file still in the inbox")
 	}
 }
