@@ -6,19 +6,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 )
 
 // API is the part of the S3 client the move uses; *s3.Client implements it.
 type API interface {
 	CopyObject(context.Context, *s3.CopyObjectInput, ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
+	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 	DeleteObjects(context.Context, *s3.DeleteObjectsInput, ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error)
@@ -177,7 +181,7 @@ func (m *Mover) Move(ctx context.Context, src Source, folder Folder, runID strin
 			return Result{}, err
 		}
 	}
-	if err := m.copy(ctx, src, dest); err != nil {
+	if err := m.copy(ctx, src, dest); err != nil && !m.copied(ctx, dest, err) {
 		if res.Report != "" {
 			// Best effort: a report without its file would mislead.
 			_, _ = m.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &m.Bucket, Key: &res.Report})
@@ -188,6 +192,24 @@ func (m *Mover) Move(ctx context.Context, src Source, folder Folder, runID strin
 		return res, &DeleteError{Key: src.Key, Copy: dest, Err: err}
 	}
 	return res, nil
+}
+
+// copied tells whether a copy that failed with 412 Precondition Failed did
+// in fact complete. When the answer to a successful CopyObject (or
+// CompleteMultipartUpload) is lost, the SDK retries, and on AWS the retry
+// fails its If-None-Match because the first attempt's copy is there. dest
+// is unique to this move and only ever written from the imported version
+// (CopySourceIfMatch), so if it exists the copy is done. MinIO ignores
+// If-None-Match on copies; move_test.go shows the case through a proxy.
+func (m *Mover) copied(ctx context.Context, dest string, err error) bool {
+	var apiErr smithy.APIError
+	var respErr *awshttp.ResponseError
+	if !(errors.As(err, &apiErr) && apiErr.ErrorCode() == "PreconditionFailed") &&
+		!(errors.As(err, &respErr) && respErr.HTTPStatusCode() == http.StatusPreconditionFailed) {
+		return false
+	}
+	_, herr := m.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &m.Bucket, Key: &dest})
+	return herr == nil
 }
 
 // finishContext returns a context that outlives parent by grace: it is

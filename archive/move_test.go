@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -304,6 +305,9 @@ type recorder struct {
 	reqs []recorded
 	// fail, when set, answers instead of MinIO for matching requests.
 	fail func(r *http.Request) (status int, body string, ok bool)
+	// loseAnswer, when set, lets MinIO carry out matching requests but
+	// answers the client with its own status and body (a lost response).
+	loseAnswer func(r *http.Request) (status int, body string, ok bool)
 }
 
 type recorded struct {
@@ -327,8 +331,17 @@ func newRecorder(t *testing.T, srv *miniotest.Server) (*recorder, *s3.Client) {
 		}
 		rec.mu.Lock()
 		rec.reqs = append(rec.reqs, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), string(body)})
-		fail := rec.fail
+		fail, lose := rec.fail, rec.loseAnswer
 		rec.mu.Unlock()
+		if lose != nil {
+			if status, msg, ok := lose(r); ok {
+				proxy.ServeHTTP(httptest.NewRecorder(), r)
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(status)
+				io.WriteString(w, msg)
+				return
+			}
+		}
 		if fail != nil {
 			if status, msg, ok := fail(r); ok {
 				w.Header().Set("Content-Type", "application/xml")
@@ -353,6 +366,61 @@ func (r *recorder) matching(method, query string) []recorded {
 		}
 	}
 	return out
+}
+
+// A copy whose answer is lost is retried by the SDK; on AWS the retry
+// fails its If-None-Match because the first attempt's copy exists. The
+// move must see that the copy is done and finish, report included, rather
+// than give up with an error/ file and no report. MinIO ignores
+// If-None-Match on CopyObject, so the proxy answers the retry as AWS would.
+func TestMoveCopyAnswerLost(t *testing.T) {
+	srv := miniotest.Shared(t)
+	for _, folder := range []Folder{Archive, Error} {
+		t.Run(string(folder), func(t *testing.T) {
+			rec, client := newRecorder(t, srv)
+			bucket := newBucket(t, srv)
+			src := putObject(t, client, bucket, "in/", "a.csv", []byte("a,b\n"), s3.PutObjectInput{})
+			isCopy := func(r *http.Request) bool {
+				return r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != ""
+			}
+			var copies atomic.Int32
+			rec.mu.Lock()
+			rec.loseAnswer = func(r *http.Request) (int, string, bool) {
+				if isCopy(r) && copies.Add(1) == 1 {
+					return http.StatusInternalServerError, "<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>", true
+				}
+				return 0, "", false
+			}
+			rec.fail = func(r *http.Request) (int, string, bool) {
+				if isCopy(r) && copies.Load() >= 2 {
+					return http.StatusPreconditionFailed, "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>", true
+				}
+				return 0, "", false
+			}
+			rec.mu.Unlock()
+			mover := &Mover{S3: client, Bucket: bucket, BasePath: "in/"}
+			var report *Report
+			if folder == Error {
+				report = &Report{Reason: "rejected", Key: src.Key}
+			}
+			res, err := mover.Move(t.Context(), src, folder, "run000000010", report)
+			if err != nil {
+				t.Fatalf("move: %v", err)
+			}
+			if n := len(rec.matching(http.MethodPut, "")); n < 2 {
+				t.Fatalf("%d PUT requests: the lost answer was not retried", n)
+			}
+			if got, _ := readObject(t, client, bucket, res.Key); string(got) != "a,b\n" {
+				t.Errorf("copy body %q", got)
+			}
+			if folder == Error && !exists(t, client, bucket, res.Report) {
+				t.Error("report deleted although its file is in error/")
+			}
+			if exists(t, client, bucket, src.Key) {
+				t.Error("original still in the inbox")
+			}
+		})
+	}
 }
 
 func TestMoveDeleteIsConditional(t *testing.T) {
