@@ -229,6 +229,9 @@ func (r *Runner) RunUntil(ctx context.Context, stop <-chan struct{}) Summary {
 			for f := range queue {
 				if stopped() {
 					// Not started: untouched in the inbox for the next run.
+					// Left for retry in the summary, but not counted in
+					// s3connector_files_total: nothing was attempted, and a
+					// shutdown or reload must not read as a failure rate.
 					mu.Lock()
 					s.Retry++
 					mu.Unlock()
