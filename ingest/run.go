@@ -330,9 +330,11 @@ func (r *Runner) process(ctx context.Context, runLog *zap.Logger, runID string, 
 		r.metrics.ObserveImport(r.name, time.Since(start))
 	}
 	closeBody(obj.Body)
-	if body.err != nil && importErr != nil {
+	if body.err != nil {
 		// Reading from S3 failed: whatever the importer made of it, the
-		// content was not at fault (I4).
+		// content was not at fault (I4), and a success built on a failed
+		// read (an importer that swallowed the error) cannot be trusted
+		// to hold the whole file. Transient: the file is tried again.
 		importErr = fmt.Errorf("read body: %w", body.err)
 	}
 

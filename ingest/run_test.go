@@ -607,3 +607,47 @@ func TestRunVersionedBucket(t *testing.T) {
 		t.Errorf("archive/ holds %v", got)
 	}
 }
+
+// A read from S3 that breaks off mid-body must not end in archive/, even
+// when the importer swallows the error and reports success: the sink cannot
+// hold the whole file. The file stays for the next run (I1, I4).
+func TestRunBrokenReadIsNeverASuccess(t *testing.T) {
+	srv := needMinIO(t)
+	bucket := minioBucket(t, srv)
+	put(t, srv, bucket, "cut.csv", randomBody(256<<10))
+	put(t, srv, bucket, "whole.csv", []byte("whole"))
+	target, _ := url.Parse(srv.Endpoint)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/cut.csv") {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		// The object's headers and half its body, then the connection drops.
+		rec := httptest.NewRecorder()
+		proxy.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes()[:rec.Body.Len()/2])
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}))
+	defer hs.Close()
+	swallow := importerFunc(func(_ context.Context, _ File, body io.Reader) error {
+		io.Copy(io.Discard, body) // error ignored: a careless sink
+		return nil
+	})
+	r, err := NewRunner(testConnection(t, srv, bucket, "", hs.URL, nil), Options{Importer: swallow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Run(t.Context())
+	if s.Archived != 1 || s.Retry != 1 || s.Errored != 0 {
+		t.Fatalf("summary %+v, want whole.csv archived and cut.csv left for retry", s)
+	}
+	if got := keys(t, srv, bucket, "cut.csv"); len(got) != 1 {
+		t.Errorf("cut.csv left the inbox after a broken read: %v", got)
+	}
+}
