@@ -193,28 +193,31 @@ func (d *daemon) supervise(ctx context.Context, s *supervised) {
 	d.mu.Lock()
 	principal := d.principal
 	d.mu.Unlock()
-	runner, conn, err := newRunner(d.platform, principal, c, d.metrics, d.log)
-	if err != nil {
-		s.set("failing", err.Error())
-		d.metrics.SetUp(c.Name, false)
-		log.Error("connection cannot start", zap.Error(err))
-		return
-	}
+	var runner *ingest.Runner
 	backoff := validateBackoffMin
 	for {
-		report, err := conn.Validate(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if err == nil && report.OK() {
-			break
-		}
-		reason := "validation failed"
+		// The runner is built inside the loop: what fails here (an import
+		// directory not mounted yet, say) may pass on a later try.
+		r, conn, err := newRunner(d.platform, principal, c, d.metrics, d.log)
+		var reason string
 		if err != nil {
-			reason = err.Error()
-		}
-		if adv := conn.AdviceFor(err); adv.Headline != "" {
-			reason = adv.Headline + ": " + reason
+			reason = "cannot start: " + err.Error()
+		} else {
+			report, verr := conn.Validate(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if verr == nil && report.OK() {
+				runner = r
+				break
+			}
+			reason = "validation failed"
+			if verr != nil {
+				reason = verr.Error()
+			}
+			if adv := conn.AdviceFor(verr); adv.Headline != "" {
+				reason = adv.Headline + ": " + reason
+			}
 		}
 		s.set("failing", reason)
 		d.metrics.SetUp(c.Name, false)
@@ -237,7 +240,7 @@ func (d *daemon) supervise(ctx context.Context, s *supervised) {
 		d.mu.Unlock()
 		return
 	}
-	err = d.sched.Add(c.Name, c.Schedule, runner.RunUntil)
+	err := d.sched.Add(c.Name, c.Schedule, runner.RunUntil)
 	d.mu.Unlock()
 	if err != nil {
 		s.set("failing", err.Error())

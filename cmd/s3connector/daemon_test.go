@@ -422,3 +422,34 @@ func TestDaemonReloadDisablingStopsTheRun(t *testing.T) {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}
 }
+
+// A connection that cannot start (its import directory cannot be created
+// yet: a volume not mounted, say) is retried with the validation backoff
+// and starts once the problem is gone, without a reload.
+func TestDaemonRetriesAConnectionThatCannotStart(t *testing.T) {
+	f := newRunFixture(t, map[string]string{"a.csv": "a"})
+	addr := freeAddr(t)
+	blocker := filepath.Join(t.TempDir(), "not-yet-mounted")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.config(t, addr, `      type: dir
+      path: `+filepath.Join(blocker, "imports")+`
+`)
+	d := startDaemon(t, cfg, addr)
+	waitFor(t, "/readyz to report the connection that cannot start", func() bool {
+		code, body := d.get("/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "cannot start")
+	})
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "/readyz 200 after the directory can be made", func() bool { code, _ := d.get("/readyz"); return code == 200 })
+	waitFor(t, "a.csv archived", func() bool { return len(f.keys(t, "imports/archive/")) == 1 })
+	if _, err := os.Stat(filepath.Join(blocker, "imports", "a.csv")); err != nil {
+		t.Errorf("imported file: %v", err)
+	}
+	if err := d.signalAndWait(t, syscall.SIGTERM); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+}
