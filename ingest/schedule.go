@@ -109,6 +109,26 @@ func (s *Scheduler) Remove(name string) {
 	}
 }
 
+// Idle returns a channel that is closed once no run of the named
+// connection is going (at once if none is). After Remove, it tells when the
+// removed connection's last run has ended.
+func (s *Scheduler) Idle(name string) <-chan struct{} {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	sem := s.running[name]
+	s.mu.Unlock()
+	if sem == nil {
+		close(ch)
+		return ch
+	}
+	go func() {
+		defer close(ch)
+		sem <- struct{}{}
+		<-sem
+	}()
+	return ch
+}
+
 // RunNow starts a run of the named connection outside its schedule (at
 // start-up, say). It does not wait; the run does: if the connection's
 // previous run (under an earlier configuration, say) is still going, it

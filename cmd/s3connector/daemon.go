@@ -172,7 +172,19 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) {
 		d.sched.Remove(name)
 		delete(d.conns, name)
 		if !keep {
-			d.metrics.Forget(name)
+			// Forget its metric series once its last run and its supervisor
+			// have ended (they update metrics until then), unless a later
+			// reload brought the connection back.
+			idle, supervised := d.sched.Idle(name), s.done
+			go func() {
+				<-idle
+				<-supervised
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				if _, back := d.conns[name]; !back {
+					d.metrics.Forget(name)
+				}
+			}()
 		}
 	}
 	for name, c := range want {

@@ -418,6 +418,16 @@ func TestDaemonReloadDisablingStopsTheRun(t *testing.T) {
 	if code, body := d.get("/readyz"); code != 200 {
 		t.Errorf("/readyz with no active connection: %d %s", code, body)
 	}
+	// Its metric series go once its run has ended (none may come back,
+	// and no gauge is left at a stale value such as a negative busy count).
+	waitFor(t, "the disabled connection's series gone from /metrics", func() bool {
+		_, m := d.get("/metrics")
+		return !strings.Contains(m, `connection="acme"`)
+	})
+	time.Sleep(time.Second)
+	if _, m := d.get("/metrics"); strings.Contains(m, `connection="acme"`) {
+		t.Errorf("series of the disabled connection came back:\n%s", grepLines(m, `connection="acme"`))
+	}
 	if err := d.signalAndWait(t, syscall.SIGTERM); err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}
@@ -452,4 +462,15 @@ func TestDaemonRetriesAConnectionThatCannotStart(t *testing.T) {
 	if err := d.signalAndWait(t, syscall.SIGTERM); err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}
+}
+
+// grepLines returns the lines of text containing sub.
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
