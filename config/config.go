@@ -18,6 +18,11 @@ const (
 	// DefaultShutdownGrace is how long a stopping daemon lets files in
 	// progress finish.
 	DefaultShutdownGrace = 30 * time.Second
+	// DefaultImporterTimeout bounds one file's import by the exec and http
+	// importers when importer.timeout is not set: a sink that accepts a
+	// request and never answers must not hold a worker, and with it the
+	// connection's run, forever.
+	DefaultImporterTimeout = 30 * time.Minute
 	// DefaultLogFormat and DefaultLogLevel configure the logger.
 	DefaultLogFormat = "json"
 	DefaultLogLevel  = "info"
@@ -120,7 +125,8 @@ type Importer struct {
 	URL string `yaml:"url"`
 	// Headers are extra request headers of the http importer.
 	Headers map[string]string `yaml:"headers"`
-	// Timeout bounds one file's import (exec and http).
+	// Timeout bounds one file's import (exec and http); default
+	// DefaultImporterTimeout.
 	Timeout time.Duration `yaml:"timeout"`
 	// Options are free-form settings for an importer type registered from
 	// Go; its constructor reads and checks them. The built-in types reject them.

@@ -493,6 +493,19 @@ connections:
 			},
 		},
 		{
+			name: "importer timeout defaults for exec and http only",
+			yaml: "principal_arn: arn:aws:iam::111122223333:root\n" + conn + "    importer: {type: http, url: https://sink.example.com/files}\n" +
+				"  - name: beta\n    account_id: \"123456789012\"\n    bucket: beta-exports\n    region: eu-central-1\n    importer: {type: dir, path: /srv/beta}\n",
+			check: func(t *testing.T, c *Config) {
+				if got := c.Connections[0].Importer.Timeout; got != DefaultImporterTimeout {
+					t.Errorf("http importer timeout %s, want %s", got, DefaultImporterTimeout)
+				}
+				if got := c.Connections[1].Importer.Timeout; got != 0 {
+					t.Errorf("dir importer timeout %s, want none", got)
+				}
+			},
+		},
+		{
 			name: "listen set",
 			yaml: "listen: \":9464\"\nprincipal_arn: arn:aws:iam::111122223333:user/ops/deployer\n" + conn,
 			check: func(t *testing.T, c *Config) {

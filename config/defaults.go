@@ -36,6 +36,9 @@ func (c *Connection) applyDefaults() {
 	if c.Workers == 0 {
 		c.Workers = DefaultWorkers
 	}
+	if c.Importer.Timeout == 0 && (c.Importer.Type == "exec" || c.Importer.Type == "http") {
+		c.Importer.Timeout = DefaultImporterTimeout
+	}
 	c.BasePath = NormalizeBasePath(c.BasePath)
 }
 
