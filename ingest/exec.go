@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -20,6 +21,16 @@ const ExitDataErr = 65
 // Exec runs a command per file with the body on stdin and the descriptor in
 // S3CONNECTOR_* environment variables. Exit 0: imported; exit 65: permanent;
 // anything else, a signal or the timeout: transient.
+//
+// The command gets the daemon's environment without any AWS_* variable: the
+// platform's credentials (keys, session and web identity tokens, container
+// credential endpoints, profiles and their files) can assume customer roles
+// and must not reach an import command, which runs with whatever it needs
+// configured for it.
+//
+// A command that exits 0 but leaves a background child holding its stderr
+// has imported the file: once execWaitDelay has passed the process group is
+// killed and the import counts as done, instead of being retried forever.
 type Exec struct {
 	Command []string
 	// Timeout bounds one file; 0 means no limit beyond the run's context.
@@ -39,8 +50,8 @@ func (e Exec) Import(ctx context.Context, f File, body io.Reader) error {
 	// keep running and hold stderr open after the timeout.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	cmd.Env = append(os.Environ(),
+	cmd.WaitDelay = execWaitDelay
+	cmd.Env = append(environWithoutAWS(),
 		"S3CONNECTOR_BUCKET="+f.Bucket,
 		"S3CONNECTOR_KEY="+f.Key,
 		"S3CONNECTOR_REL_KEY="+f.RelKey,
@@ -57,6 +68,16 @@ func (e Exec) Import(ctx context.Context, f File, body io.Reader) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// The process is gone but something it started still held its
+		// stderr after WaitDelay: kill the group (as Cancel does on the
+		// timeout) so that the leftover does not outlive the import. The
+		// kernel does not reuse the group id while a member lives.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if cmd.ProcessState != nil && cmd.ProcessState.Success() {
+			return nil
+		}
+	}
 	msg := bytes.TrimSpace(stderr.Bytes())
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() == ExitDataErr {
@@ -66,6 +87,24 @@ func (e Exec) Import(ctx context.Context, f File, body io.Reader) error {
 		return fmt.Errorf("%s on %q: %w", e.Command[0], f.Key, ctx.Err())
 	}
 	return fmt.Errorf("%s on %q: %w: %s", e.Command[0], f.Key, err, msg)
+}
+
+// execWaitDelay is how long Import waits, after the command exited or was
+// killed, for its stdin and stderr to be released (by children it left
+// behind) before closing them; a variable so that tests can shorten it.
+var execWaitDelay = 5 * time.Second
+
+// environWithoutAWS returns the daemon's environment minus every variable
+// whose name starts with AWS_ (see Exec).
+func environWithoutAWS() []string {
+	env := os.Environ()
+	kept := env[:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "AWS_") {
+			kept = append(kept, kv)
+		}
+	}
+	return kept
 }
 
 // limitedWriter keeps the first n bytes (a command's stderr for the report).

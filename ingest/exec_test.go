@@ -5,7 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -45,4 +48,82 @@ func TestExec(t *testing.T) {
 	if err != nil || string(got) != "a,b\n1,2\nimports/x.csv b/imports/x.csv/abc\n" {
 		t.Errorf("command saw %q, %v", got, err)
 	}
+}
+
+func TestExecDropsAWSVariables(t *testing.T) {
+	envFile := filepath.Join(t.TempDir(), "env")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "platform-secret")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAPLATFORM")
+	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials")
+	t.Setenv("S3CONNECTOR_TEST_ORDINARY", "kept")
+	f := File{Bucket: "b", Key: "imports/x.csv"}
+	err := Exec{Command: []string{"/bin/sh", "-c", `cat >/dev/null; env > "$1"`, "sh", envFile}}.
+		Import(context.Background(), f, strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := os.ReadFile(envFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(env), "\n")
+	for _, l := range lines {
+		if strings.HasPrefix(l, "AWS_") {
+			t.Errorf("command got %s", l)
+		}
+	}
+	if !slices.Contains(lines, "S3CONNECTOR_TEST_ORDINARY=kept") || !slices.Contains(lines, "S3CONNECTOR_KEY=imports/x.csv") {
+		t.Errorf("command lacks an ordinary variable or the file's descriptor:\n%s", env)
+	}
+}
+
+func TestExecBackgroundChildAfterSuccess(t *testing.T) {
+	defer func(d time.Duration) { execWaitDelay = d }(execWaitDelay)
+	execWaitDelay = 100 * time.Millisecond
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	// The background sleep keeps the command's stderr open after exit 0.
+	script := `cat >/dev/null; sleep 30 & echo $! > "$1"; exit 0`
+	start := time.Now()
+	err := Exec{Command: []string{"/bin/sh", "-c", script, "sh", pidFile}, Timeout: 10 * time.Second}.
+		Import(context.Background(), File{Key: "imports/x.csv"}, strings.NewReader("x"))
+	b, readErr := os.ReadFile(pidFile)
+	pid, atoiErr := strconv.Atoi(strings.TrimSpace(string(b)))
+	if readErr != nil || atoiErr != nil {
+		t.Fatalf("background child's pid: %v, %v", readErr, atoiErr)
+	}
+	t.Cleanup(func() {
+		if processRunning(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	if err != nil {
+		t.Fatalf("err = %v, want nil: the command exited 0", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Import took %v", d)
+	}
+	// The orphan is reaped by init, or stays a zombie where init does not
+	// reap (some containers): either way it must not be running.
+	deadline := time.Now().Add(3 * time.Second)
+	for processRunning(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("background child %d still running after Import returned", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// processRunning reports whether pid exists and is not a zombie.
+func processRunning(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name.
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
