@@ -9,12 +9,16 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Dir writes each file under a local directory, keeping its path relative to
 // the base path. Writes are atomic (temp file, fsync, rename): a reader of
-// the directory never sees a partial file. A key that would land outside the
-// directory ("..", absolute, NUL) is a permanent error.
+// the directory never sees a partial file. The rename, and directories
+// created for the file, are made durable by fsyncing their parent
+// directories before Import returns: the S3 object is archived afterwards,
+// and a power loss must not lose the file in both places. A key that would
+// land outside the directory ("..", absolute, NUL) is a permanent error.
 type Dir struct {
 	Root string
 }
@@ -25,7 +29,7 @@ func (d Dir) Import(ctx context.Context, f File, body io.Reader) error {
 	if err != nil {
 		return Permanent(fmt.Errorf("key %q cannot be written under the import directory: %w; rename the file in the bucket", f.Key, err))
 	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+	if err := d.mkdirAll(filepath.Dir(target)); err != nil {
 		return fmt.Errorf("create directory for %q: %w", f.Key, err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(target), ".s3connector-*.tmp")
@@ -52,6 +56,49 @@ func (d Dir) Import(ctx context.Context, f File, body io.Reader) error {
 		return fmt.Errorf("rename %q: %w", f.Key, err)
 	}
 	committed = true
+	// The file is in place; an error here is transient and the next run
+	// rewrites it.
+	if err := syncDir(filepath.Dir(target)); err != nil {
+		return fmt.Errorf("sync directory of %q after writing it: %w", f.Key, err)
+	}
+	return nil
+}
+
+// mkdirAll creates dir and its missing parents, and fsyncs the parent of
+// every directory it may have created (up to Root's parent) so that their
+// entries survive a power loss.
+func (d Dir) mkdirAll(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	root := filepath.Clean(d.Root)
+	for p := dir; ; {
+		parent := filepath.Dir(p)
+		if err := syncDir(parent); err != nil {
+			return err
+		}
+		if p == root || parent == p {
+			return nil
+		}
+		p = parent
+	}
+}
+
+// syncDir fsyncs a directory, making the entries created or renamed in it
+// durable. File systems that cannot fsync a directory (EINVAL, ENOTSUP) are
+// taken as they are: failing every file there would help nobody.
+func syncDir(dir string) error {
+	fd, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer fd.Close()
+	if err := fd.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
 	return nil
 }
 

@@ -88,3 +88,20 @@ func TestPermanent(t *testing.T) {
 		t.Error("plain errors must be transient and Permanent(nil) nil")
 	}
 }
+
+// The fsync of the parent directories cannot be observed without a power
+// loss; this checks that creating the root and nested directories (each of
+// whose parents is synced) still puts the file in place.
+func TestDirCreatesMissingRootAndDirectories(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "not", "yet")
+	d := Dir{Root: root + string(filepath.Separator)}
+	for _, rel := range []string{"a/b/c.csv", "a/b/d.csv", "e.csv"} {
+		if err := d.Import(context.Background(), File{Key: rel, RelKey: rel}, strings.NewReader(rel)); err != nil {
+			t.Fatalf("Import %q: %v", rel, err)
+		}
+		got, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(rel)))
+		if err != nil || string(got) != rel {
+			t.Errorf("%q: read back %q, %v", rel, got, err)
+		}
+	}
+}
