@@ -68,15 +68,16 @@ func (e Exec) Import(ctx context.Context, f File, body io.Reader) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, exec.ErrWaitDelay) {
-		// The process is gone but something it started still held its
-		// stderr after WaitDelay: kill the group (as Cancel does on the
-		// timeout) so that the leftover does not outlive the import. The
-		// kernel does not reuse the group id while a member lives.
+	if cmd.Process != nil {
+		// Whatever failed, nothing the command started may outlive the
+		// import: kill its process group, as Cancel does on the timeout.
+		// The kernel does not reuse a group id while a member lives.
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		if cmd.ProcessState != nil && cmd.ProcessState.Success() {
-			return nil
-		}
+	}
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		// Exited 0, but something it started held its stderr past
+		// WaitDelay: the file is imported.
+		return nil
 	}
 	msg := bytes.TrimSpace(stderr.Bytes())
 	var ee *exec.ExitError

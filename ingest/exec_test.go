@@ -78,11 +78,27 @@ func TestExecDropsAWSVariables(t *testing.T) {
 }
 
 func TestExecBackgroundChildAfterSuccess(t *testing.T) {
+	if err := execWithBackgroundChild(t, 0); err != nil {
+		t.Fatalf("err = %v, want nil: the command exited 0", err)
+	}
+}
+
+// A failing command's leftover children are killed too.
+func TestExecBackgroundChildAfterFailure(t *testing.T) {
+	if err := execWithBackgroundChild(t, 3); err == nil || IsPermanent(err) {
+		t.Fatalf("err = %v, want a transient error: the command exited 3", err)
+	}
+}
+
+// execWithBackgroundChild runs a command that leaves a background child
+// holding its stderr and exits with code, and checks that the child does
+// not outlive Import.
+func execWithBackgroundChild(t *testing.T, code int) error {
+	t.Helper()
 	defer func(d time.Duration) { execWaitDelay = d }(execWaitDelay)
 	execWaitDelay = 100 * time.Millisecond
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	// The background sleep keeps the command's stderr open after exit 0.
-	script := `cat >/dev/null; sleep 30 & echo $! > "$1"; exit 0`
+	script := `cat >/dev/null; sleep 30 & echo $! > "$1"; exit ` + strconv.Itoa(code)
 	start := time.Now()
 	err := Exec{Command: []string{"/bin/sh", "-c", script, "sh", pidFile}, Timeout: 10 * time.Second}.
 		Import(context.Background(), File{Key: "imports/x.csv"}, strings.NewReader("x"))
@@ -96,9 +112,6 @@ func TestExecBackgroundChildAfterSuccess(t *testing.T) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	if err != nil {
-		t.Fatalf("err = %v, want nil: the command exited 0", err)
-	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Import took %v", d)
 	}
@@ -111,6 +124,7 @@ func TestExecBackgroundChildAfterSuccess(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return err
 }
 
 // processRunning reports whether pid exists and is not a zombie.
