@@ -6,17 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
+
+	"github.com/s3connector/s3connector/connector"
 )
 
 // API is the part of the S3 client the move uses; *s3.Client implements it.
@@ -202,10 +201,7 @@ func (m *Mover) Move(ctx context.Context, src Source, folder Folder, runID strin
 // (CopySourceIfMatch), so if it exists the copy is done. MinIO ignores
 // If-None-Match on copies; move_test.go shows the case through a proxy.
 func (m *Mover) copied(ctx context.Context, dest string, err error) bool {
-	var apiErr smithy.APIError
-	var respErr *awshttp.ResponseError
-	if !(errors.As(err, &apiErr) && apiErr.ErrorCode() == "PreconditionFailed") &&
-		!(errors.As(err, &respErr) && respErr.HTTPStatusCode() == http.StatusPreconditionFailed) {
+	if !errors.Is(connector.Classify(err, ""), connector.ErrPreconditionFailed) {
 		return false
 	}
 	_, herr := m.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &m.Bucket, Key: &dest})

@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/s3connector/s3connector/config"
+	"github.com/s3connector/s3connector/connector/miniotest"
 )
 
 var update = flag.Bool("update", false, "rewrite prometheusrule.yaml from metrics/alerts/s3connector.rules.yml")
@@ -99,9 +100,9 @@ func setupKubeconform(t *testing.T) *kubeconformEnv {
 	if kcEnv != nil {
 		return kcEnv
 	}
-	bin := filepath.Join(toolsDir(t), "kubeconform")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("kubeconform not found (%v): run `make tools` to build it into %s", err, filepath.Dir(bin))
+	bin, err := miniotest.Tool("kubeconform")
+	if err != nil {
+		t.Fatal(err)
 	}
 	src := findSchemaSource(t)
 	dir, err := os.MkdirTemp("", "s3connector-k8s-schemas-")

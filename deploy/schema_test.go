@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/s3connector/s3connector/connector/miniotest"
 )
 
 // kubeconform validates manifests against JSON schemas that its users usually
@@ -46,7 +48,11 @@ type schemaSource struct {
 
 func findSchemaSource(t *testing.T) schemaSource {
 	t.Helper()
-	dir := filepath.Join(toolsDir(t), "k8s-openapi")
+	tools, err := miniotest.ToolsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(tools, "k8s-openapi")
 	version, err := os.ReadFile(filepath.Join(dir, "KUBERNETES_VERSION"))
 	if err != nil {
 		t.Fatalf("Kubernetes OpenAPI spec not found (%v): run `make tools` to copy it into %s", err, dir)
@@ -61,19 +67,6 @@ func findSchemaSource(t *testing.T) schemaSource {
 		swagger:           filepath.Join(dir, "swagger.json"),
 		crds:              crds,
 	}
-}
-
-// toolsDir is where `make tools` builds the test tools.
-func toolsDir(t *testing.T) string {
-	t.Helper()
-	if dir := os.Getenv("S3CONNECTOR_TOOLS"); dir != "" {
-		return dir
-	}
-	dir, err := filepath.Abs(filepath.Join("..", ".cache", "bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 const objectMetaRef = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"

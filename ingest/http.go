@@ -46,7 +46,7 @@ func (h HTTP) Import(ctx context.Context, f File, body io.Reader) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, body)
 	if err != nil {
-		return Permanent(fmt.Errorf("build request for %q: %w", f.Key, h.redactErr(err)))
+		return Permanent(fmt.Errorf("build request for %q: %w", f.Key, redactErr(err)))
 	}
 	req.ContentLength = f.Size
 	if f.Size == 0 {
@@ -74,7 +74,7 @@ func (h HTTP) Import(ctx context.Context, f File, body io.Reader) error {
 	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := noRedirect.Do(req)
 	if err != nil {
-		return fmt.Errorf("post %q: %w", f.Key, h.redactErr(err))
+		return fmt.Errorf("post %q: %w", f.Key, redactErr(err))
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
 	io.Copy(io.Discard, resp.Body) // reuse the connection
@@ -99,7 +99,7 @@ func (h HTTP) Import(ctx context.Context, f File, body io.Reader) error {
 // redactErr replaces the URL of every *url.Error in err's chain (the http
 // client and url.Parse put the full URL there) with its redacted form. The
 // chain is kept, so errors.Is(err, context.DeadlineExceeded) still works.
-func (h HTTP) redactErr(err error) error {
+func redactErr(err error) error {
 	for e := err; e != nil; {
 		var ue *url.Error
 		if !errors.As(e, &ue) {
@@ -108,21 +108,8 @@ func (h HTTP) redactErr(err error) error {
 		ue.URL = redactURL(ue.URL)
 		e = ue.Err
 	}
-	// Belt and braces for errors that quote the URL elsewhere.
-	if s := err.Error(); h.URL != "" && strings.Contains(s, h.URL) {
-		return redactedError{msg: strings.ReplaceAll(s, h.URL, redactURL(h.URL)), err: err}
-	}
 	return err
 }
-
-// redactedError shows msg but unwraps to the original error.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e redactedError) Error() string { return e.msg }
-func (e redactedError) Unwrap() error { return e.err }
 
 // redactURL drops userinfo and replaces the query string of raw with
 // REDACTED (https://host/path?REDACTED): they often hold credentials. A URL

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -153,20 +152,9 @@ func (d *daemonProc) signalAndWait(t *testing.T, sig syscall.Signal) error {
 // within shutdown_grace, no new file starts, the process exits 0; nothing
 // is lost or half-moved and the next run completes the rest.
 func TestDaemonGracefulShutdown(t *testing.T) {
-	files := map[string]string{}
-	for i := range 12 {
-		files[fmt.Sprintf("f%02d.csv", i)] = fmt.Sprintf("row %d\n", i)
-	}
-	f := newRunFixture(t, files)
-	addr := freeAddr(t)
-	cfg := f.config(t, addr, `      type: exec
-      command: ["sh", "-c", "sleep 1; cat >/dev/null"]
-      timeout: 1m
-`)
-	setConfig(t, cfg, "workers: 4", "workers: 2")
-	setConfig(t, cfg, "listen:", "shutdown_grace: 20s\nlisten:")
-	d := startDaemon(t, cfg, addr)
-	waitFor(t, "the first archived file", func() bool { return len(f.keys(t, "imports/archive/")) >= 1 })
+	f, cfg, d := startSlowRun(t, func(cfg string) {
+		setConfig(t, cfg, "listen:", "shutdown_grace: 20s\nlisten:")
+	})
 	if err := d.signalAndWait(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("daemon exited with %v, want 0", err)
 	}
@@ -176,6 +164,48 @@ func TestDaemonGracefulShutdown(t *testing.T) {
 			t.Errorf("log lacks %s", want)
 		}
 	}
+	checkStoppedPartWay(t, f, "after SIGTERM")
+	setConfig(t, cfg, "sleep 1; ", "")
+	out, _, code := runCLI(t, "run", "--config", cfg, "--once")
+	if code != 0 {
+		t.Fatalf("next run exited %d: %s", code, out)
+	}
+	if n := len(f.keys(t, "imports/archive/")); n != slowRunFiles {
+		t.Errorf("after the next run archive/ holds %d files, want %d", n, slowRunFiles)
+	}
+}
+
+// slowRunFiles is the inbox of the tests that stop a run part-way.
+const slowRunFiles = 12
+
+// startSlowRun starts the daemon on slowRunFiles files imported by a
+// command that takes a second each, two at a time (edit, when set, changes
+// the config file first), and waits for the first archived file.
+func startSlowRun(t *testing.T, edit func(cfg string)) (*runFixture, string, *daemonProc) {
+	t.Helper()
+	files := map[string]string{}
+	for i := range slowRunFiles {
+		files[fmt.Sprintf("f%02d.csv", i)] = fmt.Sprintf("row %d\n", i)
+	}
+	f := newRunFixture(t, files)
+	addr := freeAddr(t)
+	cfg := f.config(t, addr, `      type: exec
+      command: ["sh", "-c", "sleep 1; cat >/dev/null"]
+      timeout: 1m
+`)
+	setConfig(t, cfg, "workers: 4", "workers: 2")
+	if edit != nil {
+		edit(cfg)
+	}
+	d := startDaemon(t, cfg, addr)
+	waitFor(t, "the first archived file", func() bool { return len(f.keys(t, "imports/archive/")) >= 1 })
+	return f, cfg, d
+}
+
+// checkStoppedPartWay holds after a run was stopped part-way: some files
+// archived, the rest in the inbox, none in both (half-moved), none lost.
+func checkStoppedPartWay(t *testing.T, f *runFixture, when string) {
+	t.Helper()
 	inbox := map[string]bool{}
 	for _, k := range f.keys(t, "imports/") {
 		if !strings.HasPrefix(k, "imports/archive/") {
@@ -184,7 +214,7 @@ func TestDaemonGracefulShutdown(t *testing.T) {
 	}
 	archived := f.keys(t, "imports/archive/")
 	if len(archived) == 0 || len(inbox) == 0 {
-		t.Fatalf("after SIGTERM: %d archived, %d in the inbox; want a run stopped part-way", len(archived), len(inbox))
+		t.Fatalf("%s: %d archived, %d in the inbox; want a run stopped part-way", when, len(archived), len(inbox))
 	}
 	for _, k := range archived {
 		base := strings.TrimPrefix(k, "imports/archive/")
@@ -193,16 +223,8 @@ func TestDaemonGracefulShutdown(t *testing.T) {
 			t.Errorf("%s both archived and in the inbox (half-moved)", rel)
 		}
 	}
-	if len(inbox)+len(archived) != len(files) {
-		t.Fatalf("%d in the inbox + %d archived != %d files", len(inbox), len(archived), len(files))
-	}
-	setConfig(t, cfg, "sleep 1; ", "")
-	out, _, code := runCLI(t, "run", "--config", cfg, "--once")
-	if code != 0 {
-		t.Fatalf("next run exited %d: %s", code, out)
-	}
-	if n := len(f.keys(t, "imports/archive/")); n != len(files) {
-		t.Errorf("after the next run archive/ holds %d files, want %d", n, len(files))
+	if len(inbox)+len(archived) != slowRunFiles {
+		t.Fatalf("%d in the inbox + %d archived != %d files", len(inbox), len(archived), slowRunFiles)
 	}
 }
 
@@ -369,19 +391,7 @@ func TestDaemonReloadLeavesOtherConnectionsAlone(t *testing.T) {
 // revoke access): its run starts no new file, the files in progress finish
 // their move, nothing is half-moved, and the rest stays in the inbox.
 func TestDaemonReloadDisablingStopsTheRun(t *testing.T) {
-	files := map[string]string{}
-	for i := range 12 {
-		files[fmt.Sprintf("f%02d.csv", i)] = fmt.Sprintf("row %d\n", i)
-	}
-	f := newRunFixture(t, files)
-	addr := freeAddr(t)
-	cfg := f.config(t, addr, `      type: exec
-      command: ["sh", "-c", "sleep 1; cat >/dev/null"]
-      timeout: 1m
-`)
-	setConfig(t, cfg, "workers: 4", "workers: 2")
-	d := startDaemon(t, cfg, addr)
-	waitFor(t, "the first archived file", func() bool { return len(f.keys(t, "imports/archive/")) >= 1 })
+	f, cfg, d := startSlowRun(t, nil)
 	setConfig(t, cfg, "status: active", "status: disabled")
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "the connection gone from /status", func() bool {
@@ -390,31 +400,12 @@ func TestDaemonReloadDisablingStopsTheRun(t *testing.T) {
 	})
 	// The run ends once its files in progress are done (about a second);
 	// then nothing may move any more.
-	var archived []string
 	waitFor(t, "the archive to stop growing", func() bool {
 		before := len(f.keys(t, "imports/archive/"))
 		time.Sleep(2500 * time.Millisecond)
-		archived = f.keys(t, "imports/archive/")
-		return len(archived) == before
+		return len(f.keys(t, "imports/archive/")) == before
 	})
-	var inbox []string
-	for _, k := range f.keys(t, "imports/") {
-		if !strings.HasPrefix(k, "imports/archive/") {
-			inbox = append(inbox, strings.TrimPrefix(k, "imports/"))
-		}
-	}
-	if len(inbox) == 0 {
-		t.Fatalf("all %d files were archived after the connection was disabled; want the run stopped part-way", len(archived))
-	}
-	if len(inbox)+len(archived) != len(files) {
-		t.Fatalf("%d in the inbox + %d archived != %d files", len(inbox), len(archived), len(files))
-	}
-	for _, k := range archived {
-		base := strings.TrimPrefix(k, "imports/archive/")
-		if slices.Contains(inbox, base[:strings.Index(base, ".")]+".csv") {
-			t.Errorf("%s both archived and in the inbox (half-moved)", k)
-		}
-	}
+	checkStoppedPartWay(t, f, "after the connection was disabled")
 	if code, body := d.get("/readyz"); code != 200 {
 		t.Errorf("/readyz with no active connection: %d %s", code, body)
 	}
