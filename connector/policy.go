@@ -22,6 +22,7 @@ const (
 	SidAssumeRole       = "AllowS3ConnectorAssumeRole"
 	SidListBucket       = "ListBucket"
 	SidObjectOperations = "ObjectOperations"
+	SidTagCopies        = "TagProcessedCopies"
 	SidKMSKey           = "AllowS3ConnectorUseOfTheKey"
 )
 
@@ -123,13 +124,43 @@ func PermissionsPolicyFor(c config.Connection) PolicyDocument {
 	return permissionsPolicy(config.Partition(c.Region), c.Bucket, c.BasePath)
 }
 
-// permissionsPolicy grants exactly what validation and ingestion use:
-// ListObjectsV2 (s3:ListBucket), GetObject and HeadObject (s3:GetObject),
-// PutObject and the copy into archive/ or error/ (s3:GetObject on the
-// source, s3:PutObject on the target; multipart copies above 5 GiB also
-// use s3:AbortMultipartUpload to clean up after a failure), DeleteObject
-// (s3:DeleteObject) and, on versioned buckets, deleting exactly the version
-// that was imported (s3:DeleteObjectVersion).
+// permissionsPolicy grants exactly what validation and ingestion use, and
+// only under the base path. Per AWS's "Required permissions for Amazon S3 API
+// operations" (https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html):
+//
+//   - s3:ListBucket: ListObjectsV2 (listing, counting, validation).
+//   - s3:GetObject: GetObject and HeadObject of the current version, the
+//     source of a CopyObject or UploadPartCopy without a versionId, and
+//     every ETag-conditional delete: "conditional deletes with a specific
+//     ETag value require both s3:DeleteObject and s3:GetObject" ("How to
+//     perform conditional deletes",
+//     https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-deletes.html).
+//   - s3:GetObjectVersion: on a versioned bucket the move copies exactly the
+//     imported version (x-amz-copy-source ...?versionId=V); the table above:
+//     "s3:GetObjectVersion – Required if you want to copy a specific version
+//     of an object ... by specifying versionId", for CopyObject and
+//     UploadPartCopy alike (s3:GetObject is not consulted then).
+//   - s3:GetObjectTagging, s3:GetObjectVersionTagging: the copy keeps the
+//     source's tags (TaggingDirective COPY), so S3 reads the tag-set of the
+//     source, of its current version or of the pinned version. AWS's table
+//     names no tag action for the copy source; its own copy examples (S3
+//     Batch Operations, "Granting permissions for Batch Operations") grant
+//     s3:GetObjectTagging on the source, and reading the tags of a specific
+//     version is s3:GetObjectVersionTagging (GetObjectTagging API
+//     reference). We grant both reads: neither shows anything that
+//     s3:GetObjectVersion does not already.
+//   - s3:PutObject: the validation marker, the copy's destination, error
+//     reports. Multipart copies above 5 GiB use s3:AbortMultipartUpload to
+//     clean up after a failure.
+//   - s3:PutObjectTagging, on archive/ and error/ only (SidTagCopies): "Required
+//     if you want to put the copied object with object tagging to the
+//     destination bucket when you make a CopyObject request" (and for the
+//     tagged validation marker, a PutObject with x-amz-tagging).
+//   - s3:DeleteObject: the conditional delete of the original, always
+//     without a version id. No s3:DeleteObjectVersion: only a delete that
+//     names a versionId needs it, and such a delete would remove a version
+//     for good; without one, a versioned bucket only gets a delete marker
+//     (I11: nothing is ever permanently deleted).
 func permissionsPolicy(partition, bucket, basePath string) PolicyDocument {
 	bucketARN := "arn:" + partition + ":s3:::" + bucket
 	list := PolicyStatement{
@@ -145,15 +176,27 @@ func permissionsPolicy(partition, bucket, basePath string) PolicyDocument {
 			"StringLike": {"s3:prefix": {basePath + "*"}},
 		}
 	}
+	objects := bucketARN + "/" + basePath
 	return PolicyDocument{
 		Version: PolicyVersion,
 		Statement: []PolicyStatement{
 			list,
 			{
-				Sid:      SidObjectOperations,
+				Sid:    SidObjectOperations,
+				Effect: "Allow",
+				Action: StringOrList{
+					"s3:GetObject", "s3:GetObjectVersion",
+					"s3:GetObjectTagging", "s3:GetObjectVersionTagging",
+					"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+				},
+				Resource: StringOrList{objects + "*"},
+			},
+			{
+				// Only copies are tagged, never the files waiting in the inbox.
+				Sid:      SidTagCopies,
 				Effect:   "Allow",
-				Action:   StringOrList{"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:AbortMultipartUpload"},
-				Resource: StringOrList{bucketARN + "/" + basePath + "*"},
+				Action:   StringOrList{"s3:PutObjectTagging"},
+				Resource: StringOrList{objects + ArchiveFolder + "*", objects + ErrorFolder + "*"},
 			},
 		},
 	}
@@ -350,16 +393,21 @@ func (p Policies) WriteText(w io.Writer, validateCmd string) error {
 	archive, errDir := p.BasePath+ArchiveFolder, p.BasePath+ErrorFolder
 	para("What each permission is for:",
 		"",
-		"  s3:ListBucket            list the files in "+location+" and verify the connection",
-		"  s3:GetObject             read your files for import",
-		"  s3:PutObject             write processed files to "+archive+" and "+errDir,
-		"  s3:DeleteObject          remove the original once it has been copied there",
-		"  s3:DeleteObjectVersion   on a versioned bucket, remove exactly the version imported",
-		"  s3:AbortMultipartUpload  clean up an interrupted copy of a file over 5 GiB")
+		"  s3:ListBucket               list the files in "+location+" and verify the connection",
+		"  s3:GetObject                read your files for import",
+		"  s3:GetObjectVersion         on a versioned bucket, copy exactly the version imported",
+		"  s3:GetObjectTagging         keep a file's tags when it is copied",
+		"  s3:GetObjectVersionTagging  the same for the exact version imported",
+		"  s3:PutObject                write processed files to "+archive+" and "+errDir,
+		"  s3:PutObjectTagging         give those copies the original's tags (only there)",
+		"  s3:DeleteObject             remove the original once it has been copied there",
+		"  s3:AbortMultipartUpload     clean up an interrupted copy of a file over 5 GiB")
 	para("Files are never permanently deleted: after processing, each file is moved to",
 		archive+" (or to "+errDir+" if its import failed), so you keep a full",
-		"history of what was imported. The policy grants nothing outside",
-		location+".")
+		"history of what was imported. The original is removed only if it is still",
+		"exactly the file that was imported, and never by version: on a versioned",
+		"bucket it is hidden by a delete marker and every version stays in the",
+		"bucket's history. The policy grants nothing outside "+location+".")
 
 	if p.KMSKeyStatement != nil {
 		heading("Allow the role to use your KMS key")

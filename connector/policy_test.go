@@ -275,8 +275,20 @@ func TestPolicyPermissionsLeastPrivilege(t *testing.T) {
 				if st.Condition != nil {
 					t.Errorf("statement %s: unexpected condition %v", st.Sid, st.Condition)
 				}
+				// Copies are tagged; the files waiting in the inbox never are.
+				if slices.Contains(st.Action, "s3:PutObjectTagging") {
+					wantRes := StringOrList{objectPrefix + ArchiveFolder + "*", objectPrefix + ErrorFolder + "*"}
+					if !slices.Equal(st.Action, StringOrList{"s3:PutObjectTagging"}) || !slices.Equal(st.Resource, wantRes) {
+						t.Errorf("statement %s: %v on %v, want only s3:PutObjectTagging on %v", st.Sid, st.Action, st.Resource, wantRes)
+					}
+				}
 			}
-			want := []string{"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetObject", "s3:ListBucket", "s3:PutObject"}
+			// No s3:DeleteObjectVersion: nothing deletes by version (I11).
+			want := []string{
+				"s3:AbortMultipartUpload", "s3:DeleteObject",
+				"s3:GetObject", "s3:GetObjectTagging", "s3:GetObjectVersion", "s3:GetObjectVersionTagging",
+				"s3:ListBucket", "s3:PutObject", "s3:PutObjectTagging",
+			}
 			got := make([]string, 0, len(granted))
 			for a := range granted {
 				got = append(got, a)
