@@ -125,6 +125,15 @@ type Importer struct {
 	URL string `yaml:"url"`
 	// Headers are extra request headers of the http importer.
 	Headers map[string]string `yaml:"headers"`
+	// PermanentStatus lists the answers (400..599) by which the http
+	// importer's sink rejects a file's content, sending it to error/; default
+	// DefaultPermanentStatus. Any other non-2xx answer is transient; an
+	// empty list makes every one transient.
+	PermanentStatus []int `yaml:"permanent_status"`
+	// Env is added, values as they are, to the environment of the exec
+	// importer's command, which otherwise gets only ExecInheritedEnv from
+	// the daemon's environment and the S3CONNECTOR_* descriptor.
+	Env map[string]string `yaml:"env"`
 	// Timeout bounds one file's import (exec and http); default
 	// DefaultImporterTimeout.
 	Timeout time.Duration `yaml:"timeout"`

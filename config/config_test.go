@@ -121,6 +121,23 @@ var badFiles = []struct {
 		want: []string{`connections[0].importer.command: is required for importer type "exec"`},
 	},
 	{
+		file: "importer_exec_env.bad.yaml",
+		want: []string{
+			`connections[0].importer.env["1ST"]: invalid variable name: letters, digits and underscores, not starting with a digit`,
+			`connections[0].importer.env["S3CONNECTOR_KEY"]: the S3CONNECTOR_* variables describe the file and are set by s3connector`,
+			`connections[0].importer.env["WITH-DASH"]: invalid variable name: letters, digits and underscores, not starting with a digit`,
+		},
+		absent: []string{"secret-value"},
+	},
+	{
+		file: "importer_http_permanent_status.bad.yaml",
+		want: []string{
+			"connections[0].importer.permanent_status[1]: must be an HTTP error status between 400 and 599, got 302",
+			"connections[0].importer.permanent_status[2]: 422 is listed twice",
+			"connections[0].importer.permanent_status[3]: must be an HTTP error status between 400 and 599, got 600",
+		},
+	},
+	{
 		file: "importer_http_url.bad.yaml",
 		want: []string{`connections[0].importer.url: scheme must be http or https, got "ftp"`},
 	},
@@ -366,7 +383,9 @@ func TestLoadGood(t *testing.T) {
 					Type:    "http",
 					URL:     "https://ingest.example.com/v1/files",
 					Headers: map[string]string{"Authorization": "Bearer s3cr3t-token", "X-Source": "acme"},
-					Timeout: 30 * time.Second,
+					// 415 left out on purpose: such an answer is transient here.
+					PermanentStatus: []int{400, 413, 422},
+					Timeout:         30 * time.Second,
 				},
 			},
 			{
@@ -382,6 +401,7 @@ func TestLoadGood(t *testing.T) {
 				Importer: Importer{
 					Type:    "exec",
 					Command: []string{"/usr/local/bin/ingest", "--source", "globex"},
+					Env:     map[string]string{"INGEST_DB": "postgres://ingest@db/globex", "TMPDIR": "/scratch"},
 					Timeout: 2 * time.Minute,
 				},
 			},

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -162,5 +163,116 @@ func TestRegisterImporterTypeConcurrent(t *testing.T) {
 	}
 	if _, err := Parse([]byte(registeredConn + "    importer: {type: sink7, options: {a: 1}}\n")); err != nil {
 		t.Errorf("registered type rejected: %v", err)
+	}
+}
+
+func TestImporterPermanentStatusAndEnv(t *testing.T) {
+	tests := []struct {
+		name     string
+		importer string
+		check    func(t *testing.T, imp Importer)
+		wantErr  []string
+	}{
+		{
+			name:     "permanent_status left out: nil, the importer applies the default",
+			importer: "{type: http, url: https://sink.example/files}",
+			check: func(t *testing.T, imp Importer) {
+				if imp.PermanentStatus != nil {
+					t.Errorf("permanent_status = %v, want nil", imp.PermanentStatus)
+				}
+			},
+		},
+		{
+			name:     "permanent_status listed",
+			importer: "{type: http, url: https://sink.example/files, permanent_status: [400, 422, 599]}",
+			check: func(t *testing.T, imp Importer) {
+				if !slices.Equal(imp.PermanentStatus, []int{400, 422, 599}) {
+					t.Errorf("permanent_status = %v", imp.PermanentStatus)
+				}
+			},
+		},
+		{
+			name:     "permanent_status empty: nothing is permanent",
+			importer: "{type: http, url: https://sink.example/files, permanent_status: []}",
+			check: func(t *testing.T, imp Importer) {
+				if imp.PermanentStatus == nil || len(imp.PermanentStatus) != 0 {
+					t.Errorf("permanent_status = %#v, want an empty list", imp.PermanentStatus)
+				}
+			},
+		},
+		{
+			name:     "permanent_status out of range",
+			importer: "{type: http, url: https://sink.example/files, permanent_status: [200, 399, 400, 599, 600, -1]}",
+			wantErr: []string{
+				"connections[0].importer.permanent_status[0]: must be an HTTP error status between 400 and 599, got 200",
+				"connections[0].importer.permanent_status[1]: must be an HTTP error status between 400 and 599, got 399",
+				"connections[0].importer.permanent_status[4]: must be an HTTP error status between 400 and 599, got 600",
+				"connections[0].importer.permanent_status[5]: must be an HTTP error status between 400 and 599, got -1",
+			},
+		},
+		{
+			name:     "permanent_status not a list of numbers",
+			importer: "{type: http, url: https://sink.example/files, permanent_status: [bad]}",
+			wantErr:  []string{"line 9: cannot unmarshal !!str `bad` into int"},
+		},
+		{
+			name:     "permanent_status only for http",
+			importer: "{type: exec, command: [/bin/true], permanent_status: [400]}",
+			wantErr:  []string{`connections[0].importer.permanent_status: not used by importer type "exec"`},
+		},
+		{
+			name:     "env given as is",
+			importer: `{type: exec, command: [/bin/true], env: {DSN: "postgres://u:p@db/x?sslmode=require", PATH: /opt/bin, _x1: ""}}`,
+			check: func(t *testing.T, imp Importer) {
+				want := map[string]string{"DSN": "postgres://u:p@db/x?sslmode=require", "PATH": "/opt/bin", "_x1": ""}
+				if !maps.Equal(imp.Env, want) {
+					t.Errorf("env = %v, want %v", imp.Env, want)
+				}
+			},
+		},
+		{
+			name:     "env names checked, values never echoed",
+			importer: `{type: exec, command: [/bin/true], env: {"A B": hunter2, "A=B": hunter2, "": hunter2, S3CONNECTOR_ETAG: hunter2, NUL: "hunter2\0"}}`,
+			wantErr: []string{
+				`connections[0].importer.env[""]: invalid variable name: letters, digits and underscores, not starting with a digit`,
+				`connections[0].importer.env["A B"]: invalid variable name: letters, digits and underscores, not starting with a digit`,
+				`connections[0].importer.env["A=B"]: invalid variable name: letters, digits and underscores, not starting with a digit`,
+				`connections[0].importer.env["NUL"]: value must not contain NUL`,
+				`connections[0].importer.env["S3CONNECTOR_ETAG"]: the S3CONNECTOR_* variables describe the file and are set by s3connector`,
+			},
+		},
+		{
+			name:     "env only for exec",
+			importer: "{type: http, url: https://sink.example/files, env: {A: b}}",
+			wantErr:  []string{`connections[0].importer.env: not used by importer type "http"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(registeredConn + "    importer: " + tt.importer + "\n"))
+			if tt.wantErr != nil {
+				if err == nil {
+					t.Fatalf("Parse succeeded, want %q", tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("error shows a value: %v", err)
+				}
+				if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, tt.wantErr) {
+					t.Fatalf("Parse error =\n%s\nwant\n%s", err, strings.Join(tt.wantErr, "\n"))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, cfg.Connections[0].Importer)
+		})
+	}
+}
+
+func TestDefaultPermanentStatusIsACopy(t *testing.T) {
+	DefaultPermanentStatus()[0] = 999
+	if got := DefaultPermanentStatus(); !slices.Equal(got, []int{400, 413, 415, 422}) {
+		t.Errorf("DefaultPermanentStatus() = %v", got)
 	}
 }

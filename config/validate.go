@@ -37,8 +37,8 @@ const (
 var importerKeys = map[string][]string{
 	ImporterDir:     {"path"},
 	ImporterDiscard: {},
-	ImporterExec:    {"command", "timeout"},
-	ImporterHTTP:    {"url", "headers", "timeout"},
+	ImporterExec:    {"command", "env", "timeout"},
+	ImporterHTTP:    {"url", "headers", "permanent_status", "timeout"},
 }
 
 // headerNameRE is an RFC 9110 token.
@@ -196,6 +196,7 @@ func (imp *Importer) validate(path string, status Status, p *problems) {
 		case imp.Command[0] == "":
 			p.addf(path+".command[0]", "must name the program to run")
 		}
+		validateExecEnv(path+".env", imp.Env, p)
 	case ImporterHTTP:
 		if imp.URL == "" {
 			p.addf(path+".url", "is required for importer type %q", imp.Type)
@@ -212,6 +213,7 @@ func (imp *Importer) validate(path string, status Status, p *problems) {
 				p.addf(hp, "value must not contain a line break or NUL")
 			}
 		}
+		validatePermanentStatus(path+".permanent_status", imp.PermanentStatus, p)
 	}
 	imp.validateTimeout(path, p)
 }
@@ -246,6 +248,8 @@ func (imp *Importer) setKeys() []string {
 		{"command", imp.Command != nil},
 		{"url", imp.URL != ""},
 		{"headers", imp.Headers != nil},
+		{"permanent_status", imp.PermanentStatus != nil},
+		{"env", imp.Env != nil},
 		{"timeout", imp.Timeout != time.Duration(0)},
 		{"options", imp.Options != nil},
 	} {
