@@ -23,7 +23,8 @@ type Job func(ctx context.Context, stop <-chan struct{}) Summary
 // optional CRON_TZ= prefix). A connection never runs twice at once: a tick
 // that finds the previous run still going is skipped and counted
 // (s3connector_runs_skipped_total). Connections are independent of each
-// other.
+// other. Every tick, and every (re)scheduling, exports the connection's
+// last and next scheduled run times for the alerts.
 type Scheduler struct {
 	cron    *cron.Cron
 	log     *zap.Logger
@@ -93,6 +94,10 @@ func (s *Scheduler) Add(name, spec string, job Job) error {
 	e := &entry{spec: spec, job: job, running: lock, removed: make(chan struct{})}
 	e.id = s.cron.Schedule(sched, cron.FuncJob(func() { s.tick(name, e, false) }))
 	s.entries[name] = e
+	// Before Start the cron has not computed the next run yet; Start exports it.
+	if next := s.cron.Entry(e.id).Next; !next.IsZero() {
+		s.metrics.SetNextRun(name, next)
+	}
 	return nil
 }
 
@@ -146,6 +151,17 @@ func (s *Scheduler) RunNow(name string) {
 // tick runs the connection once. A scheduled tick (wait false) that finds
 // the previous run going is skipped and counted.
 func (s *Scheduler) tick(name string, e *entry, wait bool) {
+	if !wait {
+		// The cron has moved the entry on before it serves this snapshot:
+		// Prev is this tick's time, Next the one after.
+		ce := s.cron.Entry(e.id)
+		if !ce.Prev.IsZero() {
+			s.metrics.SetLastScheduledRun(name, ce.Prev)
+		}
+		if !ce.Next.IsZero() {
+			s.metrics.SetNextRun(name, ce.Next)
+		}
+	}
 	if wait {
 		select {
 		case e.running <- struct{}{}:
@@ -159,9 +175,7 @@ func (s *Scheduler) tick(name string, e *entry, wait bool) {
 		case e.running <- struct{}{}:
 		default:
 			s.log.Warn("previous run still going; tick skipped", zap.String("connection", name))
-			if s.metrics != nil {
-				s.metrics.RunSkipped(name)
-			}
+			s.metrics.RunSkipped(name, metrics.RunSkipOverlap)
 			return
 		}
 	}
@@ -181,6 +195,7 @@ func (s *Scheduler) tick(name string, e *entry, wait bool) {
 	defer s.wg.Done()
 	e.busy.Store(true)
 	defer e.busy.Store(false)
+	s.metrics.RunStarted(name, time.Now())
 	// The run stops taking files when the scheduler stops or the
 	// connection is removed, whichever comes first.
 	stop := make(chan struct{})
@@ -202,7 +217,16 @@ func (s *Scheduler) tick(name string, e *entry, wait bool) {
 }
 
 // Start begins scheduling.
-func (s *Scheduler) Start() { s.cron.Start() }
+func (s *Scheduler) Start() {
+	s.cron.Start()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, e := range s.entries {
+		if next := s.cron.Entry(e.id).Next; !next.IsZero() {
+			s.metrics.SetNextRun(name, next)
+		}
+	}
+}
 
 // Stop stops scheduling and asks the runs in progress to start no new
 // file; files in progress may finish until ctx is done (the shutdown grace),

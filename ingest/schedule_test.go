@@ -53,7 +53,9 @@ func TestSchedulerSkipsOverlappingTicks(t *testing.T) {
 	}
 	s.Start()
 	// Wait (bounded) for two skipped ticks of the slow connection.
-	skipped := func() float64 { return metricValue(t, reg, "s3connector_runs_skipped_total", "slow") }
+	skipped := func() float64 {
+		return metricValue(t, reg, "s3connector_runs_skipped_total", "slow", "reason", metrics.RunSkipOverlap)
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for skipped() < 2 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -235,26 +237,42 @@ func TestSchedulerRunNowWaitsForThePreviousRun(t *testing.T) {
 	}
 }
 
-// metricValue reads one series of a counter or gauge from reg.
-func metricValue(t *testing.T, reg *prometheus.Registry, name, connection string) float64 {
+// metricValue reads one series of a counter or gauge from reg: the one of
+// connection whose other labels match the name, value pairs in more.
+func metricValue(t *testing.T, reg *prometheus.Registry, name, connection string, more ...string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	want := map[string]string{"connection": connection}
+	for i := 0; i+1 < len(more); i += 2 {
+		want[more[i]] = more[i+1]
+	}
 	for _, f := range families {
 		if f.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range f.GetMetric() {
+			matched := 0
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "connection" && l.GetValue() == connection {
-					if c := m.GetCounter(); c != nil {
-						return c.GetValue()
-					}
-					return m.GetGauge().GetValue()
+				v, ok := want[l.GetName()]
+				if !ok {
+					continue
 				}
+				if v != l.GetValue() {
+					continue series
+				}
+				matched++
 			}
+			if matched != len(want) {
+				continue
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
 		}
 	}
 	return 0

@@ -34,16 +34,40 @@ const (
 	S3ResultError              = "error"
 )
 
+// Reason label values of s3connector_files_skipped_total: why a run could
+// not read or copy a file at all and left it in the inbox.
+const (
+	SkipSSEC            = "sse_c"                  // encrypted with a customer-provided key (SSE-C)
+	SkipArchivedStorage = "archived_storage_class" // in Glacier Flexible Retrieval or Deep Archive
+)
+
+// Operation label values of s3connector_moves_blocked_total: the step of a
+// move that was denied.
+const (
+	OpCopy   = "copy"
+	OpDelete = "delete"
+)
+
+// Reason label values of s3connector_runs_skipped_total.
+const (
+	RunSkipOverlap   = "overlap"    // the connection's previous run was still going
+	RunSkipLeaseHeld = "lease_held" // another process holds the connection's lease
+)
+
 const (
 	labelConnection = "connection"
 	labelOutcome    = "outcome"
 	labelResult     = "result"
 	labelOperation  = "operation"
+	labelReason     = "reason"
 )
 
 var (
-	outcomes = []string{OutcomeArchived, OutcomeErrored, OutcomeRetry}
-	results  = []string{ResultSuccess, ResultFailure}
+	outcomes       = []string{OutcomeArchived, OutcomeErrored, OutcomeRetry}
+	results        = []string{ResultSuccess, ResultFailure}
+	skipReasons    = []string{SkipSSEC, SkipArchivedStorage}
+	moveOperations = []string{OpCopy, OpDelete}
+	runSkipReasons = []string{RunSkipOverlap, RunSkipLeaseHeld}
 
 	// importBuckets span 1ms (an empty file into a local importer) to 10min
 	// (a multi-GiB file into a slow sink).
@@ -70,7 +94,15 @@ type Metrics struct {
 	lastRun        *prometheus.GaugeVec
 	lastSuccess    *prometheus.GaugeVec
 	runsSkipped    *prometheus.CounterVec
+	runStart       *prometheus.GaugeVec
+	nextRun        *prometheus.GaugeVec
+	lastScheduled  *prometheus.GaugeVec
 	inboxFiles     *prometheus.GaugeVec
+	filesSkipped   *prometheus.CounterVec
+	skipped        *prometheus.GaugeVec
+	movesBlocked   *prometheus.CounterVec
+	blocked        *prometheus.GaugeVec
+	panics         *prometheus.CounterVec
 	workers        *prometheus.GaugeVec
 	workersBusy    *prometheus.GaugeVec
 	s3Requests     *prometheus.CounterVec
@@ -138,12 +170,52 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		runsSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "runs_skipped_total",
-			Help:      "Scheduled runs skipped because the previous run of the connection was still going.",
+			Help:      "Scheduled runs skipped, by reason: overlap (the connection's previous run was still going) or lease_held (another process holds the connection's lease).",
+		}, []string{labelConnection, labelReason}),
+		runStart: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "last_run_start_timestamp_seconds",
+			Help:      "Unix time the last ingestion run started; a run is going while this is later than s3connector_last_run_timestamp_seconds.",
+		}, conn),
+		nextRun: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "next_run_timestamp_seconds",
+			Help:      "Unix time of the connection's next scheduled run.",
+		}, conn),
+		lastScheduled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "last_scheduled_run_timestamp_seconds",
+			Help:      "Unix time of the connection's latest scheduled run that came due, whether it ran or was skipped.",
 		}, conn),
 		inboxFiles: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,
 			Name:      "inbox_files",
 			Help:      "Files the last run's listing found waiting in the inbox (the backlog).",
+		}, conn),
+		filesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "files_skipped_total",
+			Help:      "Files a run could not read or copy at all and left in the inbox without failing the run, by reason: sse_c (encrypted with a customer-provided key), archived_storage_class (Glacier Flexible Retrieval or Deep Archive).",
+		}, []string{labelConnection, labelReason}),
+		skipped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "files_skipped",
+			Help:      "Files the last run found in the inbox and skipped (counted by reason in s3connector_files_skipped_total).",
+		}, conn),
+		movesBlocked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "moves_blocked_total",
+			Help:      "Move steps denied by permissions, a bucket policy Deny or Object Lock, by operation (copy or delete).",
+		}, []string{labelConnection, labelOperation}),
+		blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "files_blocked",
+			Help:      "Files whose move to archive/ or error/ was blocked (denied copy or delete) in the last run.",
+		}, conn),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "importer_panics_total",
+			Help:      "Panics inside an importer that were recovered.",
 		}, conn),
 		workers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,
@@ -200,16 +272,20 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		DeletePartialMatch(prometheus.Labels) int
 	}{
 		m.files, m.bytes, m.importDuration, m.runs, m.runDuration, m.lastRun,
-		m.lastSuccess, m.runsSkipped, m.inboxFiles, m.workers, m.workersBusy,
-		m.s3Requests, m.assumeRole, m.credsExpiry, m.interval, m.up,
+		m.lastSuccess, m.runsSkipped, m.runStart, m.nextRun, m.lastScheduled,
+		m.inboxFiles, m.filesSkipped, m.skipped, m.movesBlocked, m.blocked,
+		m.panics, m.workers, m.workersBusy, m.s3Requests, m.assumeRole,
+		m.credsExpiry, m.interval, m.up,
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{
 		m.files, m.bytes, m.importDuration, m.runs, m.runDuration, m.lastRun,
-		m.lastSuccess, m.runsSkipped, m.inboxFiles, m.workers, m.workersBusy,
-		m.s3Requests, m.assumeRole, m.credsExpiry, m.interval, m.up,
+		m.lastSuccess, m.runsSkipped, m.runStart, m.nextRun, m.lastScheduled,
+		m.inboxFiles, m.filesSkipped, m.skipped, m.movesBlocked, m.blocked,
+		m.panics, m.workers, m.workersBusy, m.s3Requests, m.assumeRole,
+		m.credsExpiry, m.interval, m.up,
 		m.reloadOK, m.reloadSuccess, m.buildInfo,
 	} {
 		if err := reg.Register(c); err != nil {
@@ -232,7 +308,8 @@ func (m *Metrics) SetBuildInfo(version, revision string) {
 
 // Init creates the series of a connection at zero, so that dashboards and
 // rate() see them before the first file or run: every FileDone outcome, both
-// run and AssumeRole results, skipped runs, busy workers and both histograms.
+// run and AssumeRole results, skipped runs and files by reason, blocked
+// moves by operation, importer panics, busy workers and both histograms.
 // Call it when a connection is first seen (start-up, config reload); calling
 // it again does not reset anything.
 func (m *Metrics) Init(connection string) {
@@ -247,7 +324,16 @@ func (m *Metrics) Init(connection string) {
 		m.runs.WithLabelValues(connection, r)
 		m.assumeRole.WithLabelValues(connection, r)
 	}
-	m.runsSkipped.WithLabelValues(connection)
+	for _, r := range runSkipReasons {
+		m.runsSkipped.WithLabelValues(connection, r)
+	}
+	for _, r := range skipReasons {
+		m.filesSkipped.WithLabelValues(connection, r)
+	}
+	for _, o := range moveOperations {
+		m.movesBlocked.WithLabelValues(connection, o)
+	}
+	m.panics.WithLabelValues(connection)
 	m.workersBusy.WithLabelValues(connection)
 	m.importDuration.WithLabelValues(connection)
 	m.runDuration.WithLabelValues(connection)
@@ -292,13 +378,83 @@ func (m *Metrics) RunFinished(connection string, d time.Duration, ok bool, end t
 	}
 }
 
-// RunSkipped counts a cron tick skipped because the previous run of the
-// connection was still going.
-func (m *Metrics) RunSkipped(connection string) {
+// RunSkipped counts a scheduled run skipped for reason (one of the RunSkip
+// constants).
+func (m *Metrics) RunSkipped(connection, reason string) {
 	if m == nil {
 		return
 	}
-	m.runsSkipped.WithLabelValues(connection).Inc()
+	m.runsSkipped.WithLabelValues(connection, reason).Inc()
+}
+
+// RunStarted records the time at which a run started. A run skipped because
+// another process holds the lease starts but records no end (RunFinished).
+func (m *Metrics) RunStarted(connection string, at time.Time) {
+	if m == nil {
+		return
+	}
+	m.runStart.WithLabelValues(connection).Set(unixSeconds(at))
+}
+
+// SetNextRun records when the connection's next scheduled run is due. The
+// scheduler calls it whenever it (re)schedules the connection.
+func (m *Metrics) SetNextRun(connection string, t time.Time) {
+	if m == nil {
+		return
+	}
+	m.nextRun.WithLabelValues(connection).Set(unixSeconds(t))
+}
+
+// SetLastScheduledRun records the time of the scheduled run that just came
+// due (whether it starts or is skipped), so that alerts can tell a missed
+// run from a quiet stretch of the schedule (a weekend, say).
+func (m *Metrics) SetLastScheduledRun(connection string, t time.Time) {
+	if m == nil {
+		return
+	}
+	m.lastScheduled.WithLabelValues(connection).Set(unixSeconds(t))
+}
+
+// FileSkipped counts a file a run could not read or copy at all and left in
+// the inbox without failing the run; reason is one of the Skip constants.
+func (m *Metrics) FileSkipped(connection, reason string) {
+	if m == nil {
+		return
+	}
+	m.filesSkipped.WithLabelValues(connection, reason).Inc()
+}
+
+// SetSkipped sets the number of skipped files the last run found.
+func (m *Metrics) SetSkipped(connection string, n int) {
+	if m == nil {
+		return
+	}
+	m.skipped.WithLabelValues(connection).Set(float64(n))
+}
+
+// MoveBlocked counts a move step denied by permissions, a bucket policy
+// Deny or Object Lock; operation is OpCopy or OpDelete.
+func (m *Metrics) MoveBlocked(connection, operation string) {
+	if m == nil {
+		return
+	}
+	m.movesBlocked.WithLabelValues(connection, operation).Inc()
+}
+
+// SetBlocked sets the number of files whose move was blocked in the last run.
+func (m *Metrics) SetBlocked(connection string, n int) {
+	if m == nil {
+		return
+	}
+	m.blocked.WithLabelValues(connection).Set(float64(n))
+}
+
+// PanicRecovered counts a panic inside an importer that was recovered.
+func (m *Metrics) PanicRecovered(connection string) {
+	if m == nil {
+		return
+	}
+	m.panics.WithLabelValues(connection).Inc()
 }
 
 // SetWaiting sets the number of files waiting in the inbox as of the last listing.

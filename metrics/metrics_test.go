@@ -30,7 +30,15 @@ var allMetrics = []string{
 	"s3connector_last_run_timestamp_seconds",
 	"s3connector_last_successful_run_timestamp_seconds",
 	"s3connector_runs_skipped_total",
+	"s3connector_last_run_start_timestamp_seconds",
+	"s3connector_next_run_timestamp_seconds",
+	"s3connector_last_scheduled_run_timestamp_seconds",
 	"s3connector_inbox_files",
+	"s3connector_files_skipped_total",
+	"s3connector_files_skipped",
+	"s3connector_moves_blocked_total",
+	"s3connector_files_blocked",
+	"s3connector_importer_panics_total",
 	"s3connector_workers",
 	"s3connector_workers_busy",
 	"s3connector_s3_requests_total",
@@ -69,7 +77,18 @@ func exercise(m *Metrics, connection string) {
 	m.ObserveImport(connection, 250*time.Millisecond)
 	m.RunFinished(connection, 3*time.Second, true, end)
 	m.RunFinished(connection, time.Second, false, end.Add(time.Minute))
-	m.RunSkipped(connection)
+	m.RunSkipped(connection, RunSkipOverlap)
+	m.RunSkipped(connection, RunSkipLeaseHeld)
+	m.RunStarted(connection, end.Add(-3*time.Second))
+	m.SetNextRun(connection, end.Add(5*time.Minute))
+	m.SetLastScheduledRun(connection, end.Add(-3*time.Second))
+	m.FileSkipped(connection, SkipSSEC)
+	m.FileSkipped(connection, SkipArchivedStorage)
+	m.SetSkipped(connection, 2)
+	m.MoveBlocked(connection, OpCopy)
+	m.MoveBlocked(connection, OpDelete)
+	m.SetBlocked(connection, 1)
+	m.PanicRecovered(connection)
 	m.S3Request(connection, "ListObjectsV2", S3ResultOK)
 	m.S3Request(connection, "GetObject", S3ResultThrottled)
 	m.S3Request(connection, "CopyObject", S3ResultPreconditionFailed)
@@ -186,6 +205,21 @@ func TestInitCreatesZeroSeries(t *testing.T) {
 s3connector_files_total{connection="alpha",outcome="archived"} 0
 s3connector_files_total{connection="alpha",outcome="errored"} 0
 s3connector_files_total{connection="alpha",outcome="retry"} 0
+# HELP s3connector_runs_skipped_total Scheduled runs skipped, by reason: overlap (the connection's previous run was still going) or lease_held (another process holds the connection's lease).
+# TYPE s3connector_runs_skipped_total counter
+s3connector_runs_skipped_total{connection="alpha",reason="lease_held"} 0
+s3connector_runs_skipped_total{connection="alpha",reason="overlap"} 0
+# HELP s3connector_files_skipped_total Files a run could not read or copy at all and left in the inbox without failing the run, by reason: sse_c (encrypted with a customer-provided key), archived_storage_class (Glacier Flexible Retrieval or Deep Archive).
+# TYPE s3connector_files_skipped_total counter
+s3connector_files_skipped_total{connection="alpha",reason="archived_storage_class"} 0
+s3connector_files_skipped_total{connection="alpha",reason="sse_c"} 0
+# HELP s3connector_moves_blocked_total Move steps denied by permissions, a bucket policy Deny or Object Lock, by operation (copy or delete).
+# TYPE s3connector_moves_blocked_total counter
+s3connector_moves_blocked_total{connection="alpha",operation="copy"} 0
+s3connector_moves_blocked_total{connection="alpha",operation="delete"} 0
+# HELP s3connector_importer_panics_total Panics inside an importer that were recovered.
+# TYPE s3connector_importer_panics_total counter
+s3connector_importer_panics_total{connection="alpha"} 0
 # HELP s3connector_runs_total Finished ingestion runs, by result (success or failure).
 # TYPE s3connector_runs_total counter
 s3connector_runs_total{connection="alpha",result="failure"} 0
@@ -197,7 +231,13 @@ s3connector_assume_role_total{connection="alpha",result="success"} 0
 `
 	err := testutil.GatherAndCompare(reg, strings.NewReader(want),
 		"s3connector_files_total", "s3connector_runs_total", "s3connector_assume_role_total",
-		"s3connector_last_successful_run_timestamp_seconds", "s3connector_inbox_files")
+		"s3connector_runs_skipped_total", "s3connector_files_skipped_total",
+		"s3connector_moves_blocked_total", "s3connector_importer_panics_total",
+		// gauges of a run's findings and times appear once set
+		"s3connector_last_successful_run_timestamp_seconds", "s3connector_inbox_files",
+		"s3connector_files_skipped", "s3connector_files_blocked",
+		"s3connector_next_run_timestamp_seconds", "s3connector_last_scheduled_run_timestamp_seconds",
+		"s3connector_last_run_start_timestamp_seconds")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,9 +389,22 @@ func TestGauges(t *testing.T) {
 	m.WorkerBusy("alpha", 1)
 	m.WorkerBusy("alpha", 1)
 	m.WorkerBusy("alpha", -1)
-	m.RunSkipped("alpha")
+	m.RunSkipped("alpha", RunSkipOverlap)
+	m.RunSkipped("alpha", RunSkipLeaseHeld)
+	m.RunSkipped("alpha", RunSkipLeaseHeld)
 	m.S3Request("alpha", "GetObject", S3ResultOK)
 	m.S3Request("alpha", "GetObject", S3ResultOK)
+	m.FileSkipped("alpha", SkipSSEC)
+	m.SetSkipped("alpha", 7)
+	m.SetSkipped("alpha", 3)
+	m.MoveBlocked("alpha", OpDelete)
+	m.MoveBlocked("alpha", OpDelete)
+	m.SetBlocked("alpha", 2)
+	m.PanicRecovered("alpha")
+	next := time.Unix(1_700_000_300, 250_000_000)
+	m.SetNextRun("alpha", next)
+	m.SetLastScheduledRun("alpha", next.Add(-5*time.Minute))
+	m.RunStarted("alpha", next.Add(-4*time.Minute))
 	checks := []struct {
 		name string
 		c    prometheus.Collector
@@ -360,8 +413,19 @@ func TestGauges(t *testing.T) {
 		{"workers", m.workers.WithLabelValues("alpha"), 8},
 		{"inbox files", m.inboxFiles.WithLabelValues("alpha"), 12},
 		{"busy workers", m.workersBusy.WithLabelValues("alpha"), 1},
-		{"skipped runs", m.runsSkipped.WithLabelValues("alpha"), 1},
+		{"runs skipped by overlap", m.runsSkipped.WithLabelValues("alpha", RunSkipOverlap), 1},
+		{"runs skipped by lease", m.runsSkipped.WithLabelValues("alpha", RunSkipLeaseHeld), 2},
 		{"GetObject ok", m.s3Requests.WithLabelValues("alpha", "GetObject", S3ResultOK), 2},
+		{"SSE-C files skipped", m.filesSkipped.WithLabelValues("alpha", SkipSSEC), 1},
+		{"archived files skipped", m.filesSkipped.WithLabelValues("alpha", SkipArchivedStorage), 0},
+		{"skipped files", m.skipped.WithLabelValues("alpha"), 3},
+		{"deletes blocked", m.movesBlocked.WithLabelValues("alpha", OpDelete), 2},
+		{"copies blocked", m.movesBlocked.WithLabelValues("alpha", OpCopy), 0},
+		{"blocked files", m.blocked.WithLabelValues("alpha"), 2},
+		{"importer panics", m.panics.WithLabelValues("alpha"), 1},
+		{"next run", m.nextRun.WithLabelValues("alpha"), 1_700_000_300.25},
+		{"last scheduled run", m.lastScheduled.WithLabelValues("alpha"), 1_700_000_000.25},
+		{"last run start", m.runStart.WithLabelValues("alpha"), 1_700_000_060.25},
 	}
 	for _, c := range checks {
 		if got := testutil.ToFloat64(c.c); got != c.want {
