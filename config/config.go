@@ -78,6 +78,9 @@ type Connection struct {
 	Bucket    string `yaml:"bucket"`
 	Region    string `yaml:"region"`
 	// BasePath is an optional key prefix; it is normalised to end with "/".
+	// It contains no "*", "?", "$", "{" or "}" (IAM wildcards and policy
+	// variables), and it neither equals nor nests the base path of another
+	// connection in the same bucket; empty is the whole bucket.
 	BasePath string `yaml:"base_path"`
 	// Include and Exclude are glob patterns (doublestar syntax: "*" stays
 	// within a folder, "**" crosses folders) matched against the key
@@ -117,7 +120,8 @@ type Importer struct {
 	// Type is one of the built-in types dir, discard, exec, http, or a type
 	// registered with RegisterImporterType.
 	Type string `yaml:"type"`
-	// Path is the target directory of the dir importer.
+	// Path is the target directory of the dir importer, absolute; it
+	// neither equals nor nests another dir importer's path.
 	Path string `yaml:"path"`
 	// Command is the argv of the exec importer.
 	Command []string `yaml:"command"`

@@ -39,6 +39,24 @@ var badFiles = []struct {
 		want: []string{`connections[0].base_path: must not contain ".."`},
 	},
 	{
+		file: "base_path_overlap.bad.yaml",
+		want: []string{
+			`connections[1].base_path: "a/b/" is inside connections[0] ("main")'s base path "a/"; one connection would ingest the other's inbox, archive/ and error/ folders`,
+			`connections[2].base_path: "a/" is also connections[0] ("main")'s base path; one connection would ingest`,
+			`connections[6].base_path: "z/" is inside connections[5] ("whole")'s base path "" (the whole bucket); one connection would ingest`,
+			`connections[5].base_path: "" (the whole bucket) contains connections[4] ("elsewhere")'s base path "a/"; one connection would ingest`,
+		},
+	},
+	{
+		file: "base_path_wildcard.bad.yaml",
+		want: []string{
+			`connections[0].base_path: must not contain "*", got "incoming/*/daily/": IAM reads "*" and "?" in a policy's resource and s3:prefix as wildcards, so the generated policy would grant more than the base path`,
+			`connections[1].base_path: must not contain "?", got "in?/": IAM reads "*" and "?"`,
+			`connections[2].base_path: must not contain "$", got "home/${aws:username}/": IAM reads "${...}" in a policy as a policy variable, so the generated policy would grant more than the base path`,
+			`connections[3].base_path: must not contain "{", got "{incoming,outgoing}/": IAM reads "${...}"`,
+		},
+	},
+	{
 		file: "bucket_reserved.bad.yaml",
 		want: []string{`connections[0].bucket: invalid bucket name "xn--acme-exports": must not start with "xn--"`},
 	},
@@ -115,6 +133,14 @@ var badFiles = []struct {
 	{
 		file: "importer_dir_relative.bad.yaml",
 		want: []string{`connections[0].importer.path: must be an absolute path, got "data/acme"`},
+	},
+	{
+		file: "importer_dir_overlap.bad.yaml",
+		want: []string{
+			`connections[1].importer.path: "/srv/import/acme/beta" is inside connections[0] ("acme")'s import directory "/srv/import/acme"; the two connections' files would mix and overwrite each other`,
+			`connections[2].importer.path: "/srv/./x/../import/acme/" is also connections[0] ("acme")'s import directory; the two connections' files`,
+			`connections[4].importer.path: "/srv" contains connections[0] ("acme")'s import directory "/srv/import/acme"; the two connections' files`,
+		},
 	},
 	{
 		file: "importer_exec_command.bad.yaml",

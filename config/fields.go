@@ -144,7 +144,9 @@ func ValidateRegion(region string) error {
 }
 
 // ValidateBasePath checks an optional key prefix. The empty path (the whole
-// bucket) is valid. The limit MaxBasePathLength applies to the path as
+// bucket) is valid. The characters "*", "?", "$", "{" and "}" are rejected:
+// the base path goes into the generated IAM policy, where they are wildcards
+// or policy variables. The limit MaxBasePathLength applies to the path as
 // NormalizeBasePath returns it.
 func ValidateBasePath(p string) error {
 	switch {
@@ -160,6 +162,10 @@ func ValidateBasePath(p string) error {
 		return errors.New("must be valid UTF-8")
 	case strings.ContainsFunc(p, isControl):
 		return fmt.Errorf("must not contain control characters, got %q", p)
+	case strings.ContainsAny(p, "*?"):
+		return fmt.Errorf(`must not contain %q, got %q: IAM reads "*" and "?" in a policy's resource and s3:prefix as wildcards, so the generated policy would grant more than the base path`, string(p[strings.IndexAny(p, "*?")]), p)
+	case strings.ContainsAny(p, "${}"):
+		return fmt.Errorf(`must not contain %q, got %q: IAM reads "${...}" in a policy as a policy variable, so the generated policy would grant more than the base path`, string(p[strings.IndexAny(p, "${}")]), p)
 	case len(NormalizeBasePath(p)) > MaxBasePathLength:
 		return fmt.Errorf(`must be at most %d bytes including the trailing "/", got %d`, MaxBasePathLength, len(NormalizeBasePath(p)))
 	}

@@ -144,6 +144,14 @@ func TestValidateBasePath(t *testing.T) {
 		{"in\x00coming", "must not contain control characters"},
 		{"in\ncoming", "must not contain control characters"},
 		{"in\xffcoming", "must be valid UTF-8"},
+		{"in/*/x", `must not contain "*", got "in/*/x": IAM reads "*" and "?" in a policy's resource and s3:prefix as wildcards, so the generated policy would grant more than the base path`},
+		{"in?", `must not contain "?"`},
+		{"home/${aws:username}", `must not contain "$", got "home/${aws:username}": IAM reads "${...}" in a policy as a policy variable`},
+		{"in{x", `must not contain "{"`},
+		{"in}x", `must not contain "}"`},
+		{"in/$x", `must not contain "$"`},
+		{"in/*${x}", `must not contain "*"`},
+		{"100%/[a]+b=c,d@e", ""},
 	})
 }
 

@@ -94,6 +94,7 @@ func (c *Config) Validate() error {
 			first[conn.Name] = i
 		}
 	}
+	c.validateOverlaps(&p)
 	if len(p) > 0 {
 		return &ValidationError{Problems: p}
 	}
