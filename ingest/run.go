@@ -36,6 +36,9 @@ type Options struct {
 	PartSize int64
 	// Now is the clock (archive names, min_age, reports); nil = time.Now.
 	Now func() time.Time
+	// Lease tunes the connection's lease (see LeaseKey); zero values are
+	// the defaults.
+	Lease LeaseOptions
 }
 
 // Runner runs ingestion passes over one connection: list the inbox, stream
@@ -54,6 +57,7 @@ type Runner struct {
 	metrics                    *metrics.Metrics
 	log                        *zap.Logger
 	now                        func() time.Time
+	leaseOpts                  LeaseOptions
 }
 
 // NewRunner prepares runs over conn with the settings of its configuration
@@ -82,6 +86,11 @@ func NewRunner(conn *connector.Connection, o Options) (*Runner, error) {
 		filter: filter, pageSize: o.PageSize,
 		s3: conn.S3(), importer: o.Importer, metrics: o.Metrics,
 		log: log.With(zap.String("connection", c.Name)), now: now,
+		leaseOpts: o.Lease,
+	}
+	if r.leaseOpts.Holder == "" {
+		// One holder id per runner: its runs never overlap (Scheduler).
+		r.leaseOpts.Holder = HolderID()
 	}
 	r.mover = &archive.Mover{
 		S3: conn.S3(), Bucket: c.Bucket, BasePath: c.BasePath,
@@ -179,6 +188,13 @@ var ErrStopped = errors.New("stopped: shutting down")
 func (r *Runner) RunUntil(ctx context.Context, stop <-chan struct{}) Summary {
 	s := Summary{Connection: r.name, RunID: NewRunID(), Started: r.now()}
 	log := r.log.With(zap.String("run_id", s.RunID))
+	// One writer per connection (I12): no lease, no run.
+	lease, ok := r.takeLease(ctx, log, &s)
+	if !ok {
+		return s
+	}
+	// A lost lease stops the run as a graceful stop does.
+	stop = lease.hold(ctx, stop)
 	log.Info("run started")
 
 	var attempts *attemptStore
@@ -259,6 +275,7 @@ func (r *Runner) RunUntil(ctx context.Context, stop <-chan struct{}) Summary {
 		})
 	}
 	wg.Wait()
+	leaseErr := lease.end(ctx)
 
 	s.Listed = stats.Listed
 	s.Err = listErr
@@ -267,6 +284,9 @@ func (r *Runner) RunUntil(ctx context.Context, stop <-chan struct{}) Summary {
 	}
 	if stopped() && (s.Err == nil || errors.Is(s.Err, context.Canceled)) {
 		s.Err = ErrStopped
+	}
+	if leaseErr != nil && (s.Err == nil || errors.Is(s.Err, ErrStopped)) {
+		s.Err = leaseErr
 	}
 	s.Duration = r.now().Sub(s.Started)
 	if r.metrics != nil {
