@@ -20,8 +20,7 @@ const maxBatch = 1000
 // flight a delete goes out at once (in a batch of one); deletes arriving
 // while one is in flight wait and leave together in the next batch. So an
 // idle connection adds no latency and a busy one sends far fewer requests.
-// Each entry carries its ETag (or version id), like a single conditional
-// delete.
+// Each entry carries its ETag, like a single conditional delete.
 type deleteBatcher struct {
 	m *Mover
 
@@ -91,12 +90,8 @@ func (b *deleteBatcher) sendBatch(ctx context.Context) {
 func (b *deleteBatcher) flush(ctx context.Context, batch []*pendingDelete) {
 	objects := make([]types.ObjectIdentifier, len(batch))
 	for i, p := range batch {
-		objects[i] = types.ObjectIdentifier{Key: aws.String(p.src.Key)}
-		if p.src.VersionID != "" {
-			objects[i].VersionId = aws.String(p.src.VersionID)
-		} else {
-			objects[i].ETag = aws.String(p.src.ETag)
-		}
+		// Pinned to the ETag, never to a version: see Mover.Delete.
+		objects[i] = types.ObjectIdentifier{Key: aws.String(p.src.Key), ETag: aws.String(p.src.ETag)}
 	}
 	// The batch carries other callers' deletes: the leader's context must
 	// not cut them off.
@@ -122,13 +117,12 @@ func (b *deleteBatcher) flush(ctx context.Context, batch []*pendingDelete) {
 		}
 		return
 	}
-	failed := make(map[[2]string]error, len(out.Errors))
+	failed := make(map[string]error, len(out.Errors))
 	for _, e := range out.Errors {
-		failed[[2]string{aws.ToString(e.Key), aws.ToString(e.VersionId)}] = &BatchDeleteError{
-			Code: aws.ToString(e.Code), Message: aws.ToString(e.Message)}
+		failed[aws.ToString(e.Key)] = &BatchDeleteError{Code: aws.ToString(e.Code), Message: aws.ToString(e.Message)}
 	}
 	for _, p := range batch {
-		p.done <- failed[[2]string{p.src.Key, p.src.VersionID}]
+		p.done <- failed[p.src.Key]
 	}
 }
 

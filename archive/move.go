@@ -58,10 +58,20 @@ type Source struct {
 	Key, RelKey string
 	// ETag is the listed ETag (with its quotes); every step is pinned to it.
 	ETag string
-	// VersionID is set on versioned buckets; the delete is pinned to it.
+	// VersionID is what GetObject answered on a versioned (or
+	// versioning-suspended: "null") bucket. The copy reads exactly that
+	// version when it is a real one; the delete never names it.
 	VersionID string
-	Size      int64
-	Attrs     Attributes
+	// Modified is the listed LastModified; with the ETag (or the version
+	// id) it names the archived copy (DestKey).
+	Modified time.Time
+	Size     int64
+	Attrs    Attributes
+}
+
+// Version is the source version that names its archived copy.
+func (s Source) Version() Version {
+	return Version{ID: s.VersionID, ETag: s.ETag, Modified: s.Modified}
 }
 
 // Attributes are what the archived copy keeps of the original.
@@ -79,6 +89,22 @@ type Attributes struct {
 
 // AttributesFromGet reads the attributes from a GetObject response.
 func AttributesFromGet(out *s3.GetObjectOutput) Attributes {
+	return Attributes{
+		ContentType:        aws.ToString(out.ContentType),
+		ContentEncoding:    aws.ToString(out.ContentEncoding),
+		ContentDisposition: aws.ToString(out.ContentDisposition),
+		ContentLanguage:    aws.ToString(out.ContentLanguage),
+		CacheControl:       aws.ToString(out.CacheControl),
+		Metadata:           out.Metadata,
+		StorageClass:       out.StorageClass,
+		SSE:                out.ServerSideEncryption,
+		KMSKeyID:           aws.ToString(out.SSEKMSKeyId),
+		BucketKeyEnabled:   aws.ToBool(out.BucketKeyEnabled),
+	}
+}
+
+// AttributesFromHead reads the attributes from a HeadObject response.
+func AttributesFromHead(out *s3.HeadObjectOutput) Attributes {
 	return Attributes{
 		ContentType:        aws.ToString(out.ContentType),
 		ContentEncoding:    aws.ToString(out.ContentEncoding),
@@ -129,8 +155,6 @@ type Mover struct {
 	PartConcurrency int
 	// SingleDeletes turns off batching of deletes into DeleteObjects.
 	SingleDeletes bool
-	// Now is the clock for archive names; nil means time.Now.
-	Now func() time.Time
 
 	batchOnce sync.Once
 	batch     *deleteBatcher
@@ -142,26 +166,27 @@ type Result struct {
 	Key, Report string
 }
 
-// Move copies src to folder under a unique name and then deletes it from
-// the inbox, pinned to src.ETag (and src.VersionID when set). For error/,
-// report (required) is written first as the sidecar. runID names the run.
+// Move copies src to folder under the name DestKey gives its version and
+// then deletes it from the inbox, pinned to src.ETag. For error/, report
+// (required) is written first as the sidecar.
+//
+// Moving the same version again (after a crash, or after a delete that
+// failed) is safe: it targets the same names, an existing copy or report
+// counts as done (If-None-Match answers 412 on AWS; stores that ignore the
+// header rewrite the same bytes), and the delete follows. So a version is
+// archived exactly once.
 //
 // Once the copy has started, Move finishes the move even if ctx is
 // cancelled (within a bounded time), so a cancelled run leaves no file
 // half-moved; it starts nothing when ctx is already done.
 //
 // On error the original is still in the inbox, except when the error is
-// from the final delete (*DeleteError): then a complete copy exists and the
-// next run re-imports the file (at least once).
-func (m *Mover) Move(ctx context.Context, src Source, folder Folder, runID string, report *Report) (Result, error) {
+// from the final delete (*DeleteError): then a complete copy exists.
+func (m *Mover) Move(ctx context.Context, src Source, folder Folder, report *Report) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	now := time.Now
-	if m.Now != nil {
-		now = m.Now
-	}
-	dest := DestKey(m.BasePath, folder, src.RelKey, now(), runID)
+	dest := DestKey(m.BasePath, folder, src.RelKey, src.Version())
 	if len(dest) > MaxDestLength(folder) {
 		return Result{}, fmt.Errorf("cannot %s %q: the destination key would be longer than S3's %d-byte limit; move or rename the file by hand", verb(folder), src.Key, MaxKeyLength)
 	}
@@ -176,30 +201,35 @@ func (m *Mover) Move(ctx context.Context, src Source, folder Folder, runID strin
 	if report != nil {
 		report.ErrorKey = dest
 		res.Report = ReportKey(dest)
-		if err := m.putReport(ctx, res.Report, src, report); err != nil {
+		if err := m.putReport(ctx, res.Report, src, report); err != nil && !m.copied(ctx, res.Report, err) {
 			return Result{}, err
 		}
 	}
 	if err := m.copy(ctx, src, dest); err != nil && !m.copied(ctx, dest, err) {
 		if res.Report != "" {
-			// Best effort: a report without its file would mislead.
+			// Best effort: a report without its file would mislead. A
+			// later move of this version writes it again.
 			_, _ = m.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &m.Bucket, Key: &res.Report})
 		}
 		return Result{}, err
 	}
-	if err := m.delete(ctx, src); err != nil {
+	if err := m.Delete(ctx, src); err != nil {
 		return res, &DeleteError{Key: src.Key, Copy: dest, Err: err}
 	}
 	return res, nil
 }
 
-// copied tells whether a copy that failed with 412 Precondition Failed did
-// in fact complete. When the answer to a successful CopyObject (or
-// CompleteMultipartUpload) is lost, the SDK retries, and on AWS the retry
-// fails its If-None-Match because the first attempt's copy is there. dest
-// is unique to this move and only ever written from the imported version
-// (CopySourceIfMatch), so if it exists the copy is done. MinIO ignores
-// If-None-Match on copies; move_test.go shows the case through a proxy.
+// copied tells whether a write to dest that failed with 412 Precondition
+// Failed (or 409 ConditionalRequestConflict) is in fact done: dest already
+// exists. That is the case when an earlier move of the same version
+// crashed before its delete, or when the answer to a successful
+// CopyObject (or CompleteMultipartUpload) was lost and the SDK's retry
+// failed its If-None-Match. dest is named after the source version and
+// only ever written from it (CopySourceIfMatch), so if it exists the copy
+// is done. The 412 of CopyObject's If-None-Match is AWS's documented
+// answer since October 2025 ("Conditional writes", Amazon S3 User Guide,
+// conditional-writes.html); MinIO ignores If-None-Match on copies, so
+// move_test.go shows the case through a proxy answering as AWS does.
 func (m *Mover) copied(ctx context.Context, dest string, err error) bool {
 	if !errors.Is(connector.Classify(err, ""), connector.ErrPreconditionFailed) {
 		return false
@@ -254,6 +284,22 @@ func CopySource(bucket, key string) string {
 	return bucket + "/" + strings.Join(segs, "/")
 }
 
+// copySource is the x-amz-copy-source of src: pinned to its version when
+// it has a real one. "To copy a specific version of an object, append
+// ?versionId=<version-id> to the x-amz-copy-source request header", which
+// needs s3:GetObjectVersion (CopyObject, Amazon S3 API Reference). A later
+// upload under the same key is then never what gets copied, whatever its
+// ETag. The version id "null" is not pinned: on a versioning-suspended
+// bucket it names whatever the null version is now, and CopySourceIfMatch
+// on the ETag already pins the content.
+func copySource(src Source) string {
+	cs := CopySource(src.Bucket, src.Key)
+	if src.Version().Versioned() {
+		cs += "?versionId=" + url.QueryEscape(src.VersionID)
+	}
+	return cs
+}
+
 func (m *Mover) threshold() int64 {
 	if m.MultipartThreshold > 0 {
 		return m.MultipartThreshold
@@ -268,10 +314,12 @@ func (m *Mover) copy(ctx context.Context, src Source, dest string) error {
 	in := &s3.CopyObjectInput{
 		Bucket:            &m.Bucket,
 		Key:               &dest,
-		CopySource:        aws.String(CopySource(src.Bucket, src.Key)),
+		CopySource:        aws.String(copySource(src)),
 		CopySourceIfMatch: aws.String(src.ETag),
-		// Never replace an existing object (AWS honours this; names are
-		// unique anyway, see DestKey).
+		// Never replace an existing object: the name belongs to this
+		// version, so an existing one is an earlier move's copy (AWS
+		// answers 412, see copied; MinIO ignores the header and writes
+		// the same bytes again).
 		IfNoneMatch:       aws.String("*"),
 		MetadataDirective: types.MetadataDirectiveCopy,
 		TaggingDirective:  types.TaggingDirectiveCopy,
@@ -322,9 +370,25 @@ func (m *Mover) putReport(ctx context.Context, key string, src Source, r *Report
 	return nil
 }
 
-// delete removes the original, pinned to what was imported: its version
-// on versioned buckets, its ETag (If-Match) otherwise.
-func (m *Mover) delete(ctx context.Context, src Source) error {
+// Delete removes the original from the inbox, conditionally on the
+// imported ETag: If-Match on DeleteObject, the ETag element of each
+// DeleteObjects entry ("How to perform conditional deletes", Amazon S3 User
+// Guide, conditional-deletes.html: a mismatch is 412 Precondition Failed;
+// it needs s3:GetObject besides s3:DeleteObject). It never names a version:
+// "conditional delete evaluations only apply to the current version of the
+// object" (same page), and a delete without a version id on a versioned
+// bucket only adds a delete marker ("Deleting object versions from a
+// versioning-enabled bucket", Amazon S3 User Guide). So the imported version
+// and every older one stay in the bucket's history, and none becomes
+// current again to be imported a second time (I11). A version id of "null"
+// (versioning suspended) is not used either: deleting VersionId=null would
+// remove whatever the null version is now, perhaps a re-upload made after
+// our GET. Such a delete replaces the null version with a delete marker,
+// as S3 documents for suspended buckets; If-Match pins it to what we read.
+//
+// Move calls it; it is exported so a move whose copy exists already (an
+// earlier run copied the file but could not delete it) can finish.
+func (m *Mover) Delete(ctx context.Context, src Source) error {
 	if m.SingleDeletes {
 		return m.deleteOne(ctx, src)
 	}
@@ -333,12 +397,8 @@ func (m *Mover) delete(ctx context.Context, src Source) error {
 }
 
 func (m *Mover) deleteOne(ctx context.Context, src Source) error {
-	in := &s3.DeleteObjectInput{Bucket: &m.Bucket, Key: aws.String(src.Key)}
-	if src.VersionID != "" {
-		in.VersionId = aws.String(src.VersionID)
-	} else {
-		in.IfMatch = aws.String(src.ETag)
-	}
-	_, err := m.S3.DeleteObject(ctx, in)
+	_, err := m.S3.DeleteObject(ctx, &s3.DeleteObjectInput{
+		Bucket: &m.Bucket, Key: aws.String(src.Key), IfMatch: aws.String(src.ETag),
+	})
 	return err
 }

@@ -70,7 +70,7 @@ func (m *Mover) multipartCopy(ctx context.Context, src Source, dest string) (err
 	if conc <= 0 {
 		conc = DefaultPartConcurrency
 	}
-	copySource := aws.String(CopySource(src.Bucket, src.Key))
+	cs := aws.String(copySource(src))
 
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -90,7 +90,7 @@ func (m *Mover) multipartCopy(ctx context.Context, src Source, dest string) (err
 					Key:               &dest,
 					UploadId:          up.UploadId,
 					PartNumber:        aws.Int32(int32(i + 1)),
-					CopySource:        copySource,
+					CopySource:        cs,
 					CopySourceIfMatch: aws.String(src.ETag),
 					CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
 				})

@@ -36,6 +36,11 @@ var (
 	// ErrSSECUnsupported: the object is encrypted with a customer-provided
 	// key (SSE-C), which the connector cannot read.
 	ErrSSECUnsupported = errors.New("object is encrypted with a customer-provided key (SSE-C), which s3connector does not support; re-upload it with SSE-S3 or SSE-KMS")
+	// ErrArchivedObject: the object is in S3 Glacier Flexible Retrieval,
+	// Glacier Deep Archive or an Intelligent-Tiering archive tier and must
+	// be restored before it can be read (403 InvalidObjectState). It is not
+	// an access problem.
+	ErrArchivedObject = errors.New("object is in an archive storage class (S3 Glacier Flexible Retrieval, Deep Archive or an Intelligent-Tiering archive tier) and cannot be read until it is restored; restore it (RestoreObject) or copy it to a readable storage class")
 )
 
 // classified wraps an AWS error with its class; errors.Is matches both the
@@ -133,6 +138,10 @@ func Classify(err error, region string) error {
 	case code == "InvalidRequest" && strings.Contains(msg, "Server Side Encryption") ||
 		strings.Contains(msg, "SSE-C") || strings.Contains(msg, "customer-provided"):
 		return &classified{ErrSSECUnsupported, err}
+	case code == "InvalidObjectState":
+		// By code, before the 403 it comes with: "Object is archived and
+		// inaccessible until restored" (GetObject, Amazon S3 API Reference).
+		return &classified{ErrArchivedObject, err}
 	case accessDeniedCodes[code] || status == http.StatusForbidden:
 		return &classified{ErrAccessDenied, err}
 	case notFoundCodes[code] || status == http.StatusNotFound:

@@ -37,6 +37,9 @@ func TestClassify(t *testing.T) {
 		{apiError(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold"), ErrPreconditionFailed, "precondition_failed"},
 		{apiError(503, "SlowDown", "Please reduce your request rate."), ErrThrottled, "throttled"},
 		{apiError(400, "InvalidRequest", "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object."), ErrSSECUnsupported, "error"},
+		// AWS only (MinIO has no archive storage classes): a 403 that is not
+		// an access problem, recognised by its code.
+		{apiError(403, "InvalidObjectState", "The operation is not valid for the object's storage class"), ErrArchivedObject, "error"},
 		{apiError(301, "PermanentRedirect", "The bucket you are attempting to access must be addressed using the specified endpoint."), ErrWrongRegion, "wrong_region"},
 		{fmt.Errorf("list: %w", context.Canceled), nil, "canceled"},
 		{errors.New("connection reset by peer"), nil, "error"},
