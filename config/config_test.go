@@ -18,6 +18,11 @@ const testdataDir = "../testdata/config"
 // may contain it.
 const externalIDValue = "abcdefghijklmnopqrstuvwxyz234567"
 
+// secretMarker is the value of S3C_TEST_SECRET_MARKER in TestLoadBad: YAML
+// syntax (an alias) if it were pasted into the text before parsing. No
+// message may contain it.
+const secretMarker = "*s3c-secret-marker-7d1f"
+
 // badFiles maps every testdata/config/*.bad.yaml file to its expected
 // problems. Every problem reported must contain one of want, and every want
 // must be found in a problem, so a file cannot pass with extra problems.
@@ -94,9 +99,19 @@ var badFiles = []struct {
 	{
 		file: "env_unset.bad.yaml",
 		want: []string{
-			"line 7: environment variable S3C_TEST_UNSET_ACCOUNT_ID is not set",
-			"line 10: environment variable S3C_TEST_UNSET_EXTERNAL_ID is not set",
+			"line 7: environment variable S3C_TEST_UNSET_ACCOUNT_ID is not set, used in connections[0].account_id",
+			"line 10: environment variable S3C_TEST_UNSET_EXTERNAL_ID is not set, used in connections[0].external_id",
 		},
+	},
+	{
+		file: "env_flow.bad.yaml",
+		want: []string{`yaml: line 8: did not find expected ',' or '}'; a ${VAR} inside [...] or {...} must be quoted, e.g. [/bin/x, "${VAR}"]`},
+	},
+	{
+		// yaml.v3 reports some syntax errors a line early.
+		file:   "env_yaml_syntax.bad.yaml",
+		want:   []string{"yaml: line 17: did not find expected ',' or ']'"},
+		absent: []string{strings.TrimPrefix(secretMarker, "*"), "must be quoted"},
 	},
 	{
 		file: "exclude_absolute.bad.yaml",
@@ -304,6 +319,8 @@ func unsetEnv(t *testing.T, names ...string) {
 
 func TestLoadBad(t *testing.T) {
 	unsetEnv(t, "S3C_TEST_UNSET_ACCOUNT_ID", "S3C_TEST_UNSET_EXTERNAL_ID")
+	t.Setenv("S3C_TEST_SECRET_MARKER", secretMarker)
+	t.Setenv("S3C_TEST_IMPORT_DIR", "/srv/import")
 	for _, tt := range badFiles {
 		t.Run(tt.file, func(t *testing.T) {
 			path := filepath.Join(testdataDir, tt.file)

@@ -2,23 +2,26 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// Load reads the configuration file at path, expands ${VAR} references from
-// the environment, parses it strictly, applies the defaults and validates
-// it. Every error names the file. When the file is readable, the error
-// unwraps to a *ValidationError for problems of content (unset variables,
-// unknown keys, invalid values) and to the YAML parser's error for malformed
-// YAML.
+// Load reads the configuration file at path, parses it strictly, expands
+// ${VAR} references in its values from the environment (see expandEnv),
+// applies the defaults and validates it. Every error names the file. When
+// the file is readable, the error unwraps to a *ValidationError for
+// problems of content (unset variables, unknown keys, invalid values) and
+// to the YAML parser's error for malformed YAML.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -37,12 +40,8 @@ func Parse(data []byte) (*Config, error) {
 }
 
 func parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
-	expanded, err := expandEnv(data, lookupEnv)
-	if err != nil {
-		return nil, err
-	}
 	cfg := &Config{}
-	if err := decodeStrict(expanded, cfg); err != nil {
+	if err := decodeStrict(data, cfg, lookupEnv); err != nil {
 		return nil, err
 	}
 	cfg.ApplyDefaults()
@@ -52,38 +51,114 @@ func parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 	return cfg, nil
 }
 
-// decodeStrict decodes a single YAML document into cfg, rejecting unknown
-// keys. An empty document leaves cfg empty, for Validate to report what is
-// missing. Decoding problems come back as a *ValidationError, one per line.
-func decodeStrict(data []byte, cfg *Config) error {
+// decodeStrict parses a single YAML document, expands the ${VAR}
+// references in its scalar values (see expandEnv) and decodes it into cfg,
+// rejecting unknown keys. An empty document leaves cfg empty, for Validate
+// to report what is missing. A syntax error comes back as the YAML parser's
+// error; it is found before any expansion, so it cannot show a variable's
+// value. Every other problem (unset variables, unknown keys, values of the
+// wrong type, a second document) comes back in one *ValidationError, one
+// per line, in the order of the file.
+func decodeStrict(data []byte, cfg *Config, lookupEnv func(string) (string, bool)) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil {
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		var typeErr *yaml.TypeError
-		if errors.As(err, &typeErr) {
-			problems := make([]string, len(typeErr.Errors))
-			for i, msg := range typeErr.Errors {
-				problems[i] = rewriteDecodeError(msg)
-			}
-			return &ValidationError{Problems: problems}
-		}
-		return err
+		return flowRefHint(data, err)
 	}
+	var problems []string
 	// The decoder stops after the first document; a second one would be
 	// silently ignored.
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case errors.Is(err, io.EOF):
-		return nil
 	case err != nil:
 		return err
 	case !emptyDocument(&next):
-		return &ValidationError{Problems: []string{fmt.Sprintf("line %d: a second YAML document; the configuration is a single document", next.Line)}}
+		problems = append(problems, fmt.Sprintf("line %d: a second YAML document; the configuration is a single document", next.Line))
+	}
+
+	env := expandEnv(&doc, lookupEnv)
+	problems = append(problems, env.problems...)
+	problems = append(problems, unknownKeys(data)...)
+	if err := doc.Decode(cfg); err != nil {
+		var typeErr *yaml.TypeError
+		if !errors.As(err, &typeErr) {
+			return err
+		}
+		for _, msg := range typeErr.Errors {
+			problems = append(problems, rewriteDecodeError(env.redact(msg)))
+		}
+	}
+	if len(problems) > 0 {
+		slices.SortStableFunc(problems, func(a, b string) int { return cmp.Compare(problemLine(a), problemLine(b)) })
+		return &ValidationError{Problems: problems}
 	}
 	return nil
+}
+
+var syntaxErrorLine = regexp.MustCompile(`^yaml: line (\d+):`)
+
+// flowRefHint adds a hint to a YAML syntax error near a ${VAR} reference:
+// inside a flow collection, [...] or {...}, an unquoted "{" or "}" ends a
+// value, so the reference must be quoted. The parser sometimes reports the
+// line before the one at fault.
+func flowRefHint(data []byte, err error) error {
+	m := syntaxErrorLine.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	n, _ := strconv.Atoi(m[1])
+	lines := strings.Split(string(data), "\n")
+	for i := max(n-2, 0); i < min(n+1, len(lines)); i++ {
+		if unquotedFlowRef(lines[i]) {
+			return fmt.Errorf(`%w; a ${VAR} inside [...] or {...} must be quoted, e.g. [/bin/x, "${VAR}"]`, err)
+		}
+	}
+	return err
+}
+
+// unquotedFlowRef reports whether line has a ${VAR} after a "[" or "{"
+// that opens a flow collection, not right after a quote.
+func unquotedFlowRef(line string) bool {
+	for _, loc := range envRef.FindAllStringIndex(line, -1) {
+		before := line[:loc[0]]
+		if strings.ContainsAny(before, "[{") && !strings.HasSuffix(before, `"`) && !strings.HasSuffix(before, "'") {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownKeys returns the decoder's messages about unknown keys, rewritten
+// to name YAML keys. A yaml.Node decodes without the decoder's KnownFields
+// option, so the keys are checked by a strict decoding of the text as
+// written into a throwaway Config: expansion changes only scalar values,
+// never keys or structure, and the type errors of unexpanded values are
+// ignored here.
+func unknownKeys(data []byte) []string {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var typeErr *yaml.TypeError
+	if err := dec.Decode(&Config{}); !errors.As(err, &typeErr) {
+		return nil
+	}
+	var problems []string
+	for _, msg := range typeErr.Errors {
+		if unknownField.MatchString(msg) {
+			problems = append(problems, rewriteDecodeError(msg))
+		}
+	}
+	return problems
+}
+
+// problemLine is the N of a "line N: ..." problem.
+func problemLine(problem string) int {
+	var line int
+	fmt.Sscanf(problem, "line %d:", &line)
+	return line
 }
 
 func emptyDocument(n *yaml.Node) bool {
