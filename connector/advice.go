@@ -41,12 +41,35 @@ func Advise(principal string, cfg config.Connection, err error) Advice {
 			},
 		}
 	case FailureS3Access:
+		checks := []string{
+			fmt.Sprintf("The permissions policy %s-access (from `s3connector policy`) is attached to the role %s.", cfg.RoleName, cfg.RoleName),
+			fmt.Sprintf("The bucket policy of %s does not contain an explicit Deny that overrides the IAM permissions.", cfg.Bucket),
+			fmt.Sprintf("If the bucket uses SSE-KMS encryption, the KMS key policy grants kms:Decrypt, kms:DescribeKey and kms:GenerateDataKey to %s.", cfg.RoleARN()),
+		}
+		objects := "arn:" + config.Partition(cfg.Region) + ":s3:::" + cfg.Bucket + "/" + cfg.BasePath
+		switch step, _ := MarkerStep(err); step {
+		case MarkerPut:
+			checks = append(checks, fmt.Sprintf("Writing the validation marker, which is tagged as copied files are, needs s3:PutObject on %s* and s3:PutObjectTagging on %s%s*.", objects, objects, ArchiveFolder))
+		case MarkerGet:
+			checks = append(checks, fmt.Sprintf("Reading it back needs s3:GetObject on %s*.", objects))
+		case MarkerDelete:
+			// "conditional deletes with a specific ETag value require both
+			// s3:DeleteObject and s3:GetObject" (AWS S3 User Guide).
+			checks = append(checks, fmt.Sprintf("Removing a file once it is copied is a delete conditional on its ETag, which needs both s3:DeleteObject and s3:GetObject on %s*; Object Lock or MFA Delete on the bucket can also refuse it.", objects))
+		}
 		return Advice{
 			Headline: "Role assumption succeeds but S3 operations fail: the connector reaches your account but cannot access the bucket.",
+			Checks:   checks,
+		}
+	case FailureCopyAccess:
+		objects := "arn:" + config.Partition(cfg.Region) + ":s3:::" + cfg.Bucket + "/" + cfg.BasePath
+		return Advice{
+			Headline: "The connector can write and read your bucket, but S3 refused the server-side copy that moves each file to archive/ or error/: files would be imported but never moved.",
 			Checks: []string{
-				fmt.Sprintf("The permissions policy %s-access (from `s3connector policy`) is attached to the role %s.", cfg.RoleName, cfg.RoleName),
-				fmt.Sprintf("The bucket policy of %s does not contain an explicit Deny that overrides the IAM permissions.", cfg.Bucket),
-				fmt.Sprintf("If the bucket uses SSE-KMS encryption, the KMS key policy grants kms:Decrypt, kms:DescribeKey and kms:GenerateDataKey to %s.", cfg.RoleARN()),
+				fmt.Sprintf("The permissions policy %s-access attached to the role %s is the current one from `s3connector policy`: a copy keeps the file's tags, which needs s3:GetObjectTagging and s3:GetObjectVersionTagging on %s* and s3:PutObjectTagging on %s%s* and %s%s*.", cfg.RoleName, cfg.RoleName, objects, objects, ArchiveFolder, objects, ErrorFolder),
+				fmt.Sprintf("On a versioned bucket the copy names the exact version imported, which needs s3:GetObjectVersion on %s*.", objects),
+				fmt.Sprintf("The bucket policy of %s has no explicit Deny on copies or tags (for example on s3:PutObjectTagging, or a condition on s3:x-amz-copy-source or s3:RequestObjectTagKeys).", cfg.Bucket),
+				fmt.Sprintf("If the bucket uses SSE-KMS encryption, the KMS key policy grants kms:Decrypt and kms:GenerateDataKey to %s: a copy decrypts and encrypts again.", cfg.RoleARN()),
 			},
 		}
 	case FailureBucketRegion:

@@ -3,13 +3,21 @@ package connector
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/s3connector/s3connector/config"
 	"github.com/s3connector/s3connector/connector/miniotest"
@@ -105,4 +113,87 @@ func seed(t *testing.T, srv *miniotest.Server, bucket string, keys ...string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// enableVersioning turns versioning on for bucket (MinIO supports it, and
+// its suspension, on a single drive).
+func enableVersioning(t *testing.T, srv *miniotest.Server, bucket string) {
+	t.Helper()
+	if _, err := srv.Root().PutBucketVersioning(context.Background(), &s3.PutBucketVersioningInput{
+		Bucket:                  aws.String(bucket),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled},
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// recorder is a reverse proxy in front of MinIO that records the requests
+// the connector sends, for what MinIO does not show: it ignores If-Match on
+// DeleteObject and If-None-Match on CopyObject, and it enforces none of the
+// tagging permissions (see TestValidateSendsTheMoveRequests).
+type recorder struct {
+	URL  string
+	mu   sync.Mutex
+	reqs []recordedRequest
+	// answer, when set, may answer a request instead of MinIO.
+	answer func(r *http.Request) (status int, body string, ok bool)
+	// rewrite, when set, may change MinIO's response headers.
+	rewrite func(r *http.Request, h http.Header)
+}
+
+type recordedRequest struct {
+	Method, Path string
+	Query        url.Values
+	Header       http.Header
+}
+
+func newRecorder(t *testing.T, srv *miniotest.Server) *recorder {
+	t.Helper()
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		rec.mu.Lock()
+		rewrite := rec.rewrite
+		rec.mu.Unlock()
+		if rewrite != nil {
+			rewrite(resp.Request, resp.Header)
+		}
+		return nil
+	}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		rec.reqs = append(rec.reqs, recordedRequest{r.Method, r.URL.Path, r.URL.Query(), r.Header.Clone()})
+		answer := rec.answer
+		rec.mu.Unlock()
+		if answer != nil {
+			if status, body, ok := answer(r); ok {
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(status)
+				io.WriteString(w, body)
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	rec.URL = hs.URL
+	return rec
+}
+
+// requests returns the recorded requests whose method is method and whose
+// path ends with suffix.
+func (r *recorder) requests(method, suffix string) []recordedRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []recordedRequest
+	for _, q := range r.reqs {
+		if q.Method == method && strings.HasSuffix(q.Path, suffix) {
+			out = append(out, q)
+		}
+	}
+	return out
 }

@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // Check names, in the order Validate runs them.
@@ -20,7 +22,7 @@ const (
 	CheckAssumeRole = "assume role"
 	CheckBucket     = "bucket exists in region"
 	CheckList       = "list prefix"
-	CheckReadWrite  = "write, read and delete marker"
+	CheckReadWrite  = "write/read/copy/delete marker"
 )
 
 // ArchiveFolder and ErrorFolder are the subfolders of the base path that
@@ -73,6 +75,9 @@ const (
 	FailureExternalID
 	// FailureOther: network trouble, cancellation, throttling, ...
 	FailureOther
+	// FailureCopyAccess: the role writes and reads under the base path, but
+	// S3 refused the server-side copy every move makes (tags, versions).
+	FailureCopyAccess
 )
 
 // ValidationError is returned by Validate when a check fails.
@@ -88,8 +93,9 @@ func (e *ValidationError) Unwrap() error { return e.Err }
 // Validate runs the connection checks in order and stops at the first
 // failure: assume the role; the bucket exists in the configured region; list
 // the base path (counting files waiting, not those under archive/ or error/);
-// write, read back and delete a small marker under <base_path>archive/ (which
-// proves Put/Get/Delete and, on SSE-KMS buckets, the KMS key policy).
+// move a small tagged marker under <base_path>archive/ the way ingestion
+// moves a file (checkReadWrite), which proves every object permission a run
+// needs and, on SSE-KMS buckets, the KMS key policy.
 //
 // The report lists every check that ran. The error, if any, is a
 // *ValidationError whose Class selects the troubleshooting advice.
@@ -125,8 +131,7 @@ func (c *Connection) Validate(ctx context.Context) (*Report, error) {
 		return r, err
 	}
 	if err := run(CheckReadWrite, "", func() (string, error) {
-		key, err := c.checkReadWrite(ctx)
-		return "s3://" + c.cfg.Bucket + "/" + key, err
+		return c.checkReadWrite(ctx)
 	}); err != nil {
 		return r, err
 	}
@@ -145,6 +150,9 @@ func classifyFailure(check string, err error) FailureClass {
 	case errors.Is(err, ErrWrongRegion) || errors.Is(err, ErrNotFound):
 		return FailureBucketRegion
 	case errors.Is(err, ErrAccessDenied):
+		if step, ok := MarkerStep(err); ok && step == MarkerCopy {
+			return FailureCopyAccess
+		}
 		return FailureS3Access
 	}
 	return FailureOther
@@ -212,32 +220,87 @@ func (c *Connection) CountWaiting(ctx context.Context) (int, error) {
 // are never mistaken for files to import.
 const markerPrefix = ".s3connector-validate-"
 
-// checkReadWrite writes, reads back and deletes a marker object. The bucket's
-// default encryption applies to it, so on an SSE-KMS bucket it also proves the
-// KMS key policy (GenerateDataKey to write, Decrypt to read).
+// markerTagging is the marker's tag-set (URL query encoded, as x-amz-tagging
+// wants it): a tagged marker makes the copy carry tags, as many customers'
+// files do (services such as GuardDuty Malware Protection tag on upload).
+const markerTagging = "s3connector=validation-marker"
+
+// Steps of the marker check, as MarkerStep reports them.
+const (
+	MarkerPut    = "put"
+	MarkerGet    = "get"
+	MarkerCopy   = "copy"
+	MarkerDelete = "delete"
+)
+
+// markerError is a failed step of the marker check.
+type markerError struct {
+	step, key string
+	err       error
+}
+
+func (e *markerError) Error() string { return fmt.Sprintf("%s %q: %v", e.step, e.key, e.err) }
+func (e *markerError) Unwrap() error { return e.err }
+
+// MarkerStep reports which step of the marker check err comes from
+// (MarkerPut, MarkerGet, MarkerCopy or MarkerDelete), so that advice can name
+// the permission the step needs.
+func MarkerStep(err error) (string, bool) {
+	var me *markerError
+	if errors.As(err, &me) {
+		return me.step, true
+	}
+	return "", false
+}
+
+// checkReadWrite moves a marker the way ingestion moves a file, so that a
+// passing validation means files will really be moved, not only read:
+//
+//  1. PutObject a tagged marker (If-None-Match: *, the name is random);
+//  2. GetObject it with If-Match on its ETag and compare the bytes;
+//  3. CopyObject it to a second marker name as archive.Move copies: the
+//     source pinned to the version written (?versionId=, unless the bucket
+//     is unversioned or answers the version id "null"), CopySourceIfMatch,
+//     If-None-Match: *, MetadataDirective and TaggingDirective COPY;
+//  4. DeleteObject both with If-Match on their ETags and no version id.
+//
+// The bucket's default encryption applies, so on an SSE-KMS bucket this also
+// proves the KMS key policy (GenerateDataKey to write, Decrypt to read and
+// copy). Like a move it never deletes a version: on a versioned bucket both
+// markers stay as noncurrent versions behind delete markers, which the
+// detail says. It returns the check's detail, naming both keys.
 func (c *Connection) checkReadWrite(ctx context.Context) (string, error) {
 	var nonce [8]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return "", err
 	}
+	bucket, region := c.cfg.Bucket, c.cfg.Region
 	key := c.cfg.BasePath + ArchiveFolder + markerPrefix + hex.EncodeToString(nonce[:])
+	copyKey := key + "-copy"
+	detail := "s3://" + bucket + "/" + key + " copied to " + copyKey
 	body := []byte("s3connector validation marker, safe to delete; written " + time.Now().UTC().Format(time.RFC3339) + "\n")
-	region := c.cfg.Region
 
-	_, err := c.s3.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:        aws.String(c.cfg.Bucket),
+	put, err := c.s3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        aws.String(bucket),
 		Key:           aws.String(key),
 		Body:          bytes.NewReader(body),
 		ContentLength: aws.Int64(int64(len(body))),
 		ContentType:   aws.String("text/plain"),
+		Tagging:       aws.String(markerTagging),
 		// The name is random; this only guards against ever replacing an
 		// object we did not write.
 		IfNoneMatch: aws.String("*"),
 	})
 	if err != nil {
-		return key, fmt.Errorf("put %q: %w", key, Classify(err, region))
+		return detail, &markerError{MarkerPut, key, Classify(err, region)}
 	}
-	got, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(c.cfg.Bucket), Key: aws.String(key)})
+	etag, version := aws.ToString(put.ETag), aws.ToString(put.VersionId)
+	left := []markerObject{{key, etag}}
+	fail := func(step, k string, err error) (string, error) {
+		return detail, &markerError{step, k, c.removeMarkers(ctx, Classify(err, region), left)}
+	}
+
+	got, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), IfMatch: aws.String(etag)})
 	if err == nil {
 		var read []byte
 		read, err = io.ReadAll(got.Body)
@@ -247,12 +310,86 @@ func (c *Connection) checkReadWrite(ctx context.Context) (string, error) {
 		}
 	}
 	if err != nil {
-		// Best effort: do not leave the marker behind.
-		_, _ = c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(c.cfg.Bucket), Key: aws.String(key)})
-		return key, fmt.Errorf("get %q: %w", key, Classify(err, region))
+		return fail(MarkerGet, key, err)
 	}
-	if _, err := c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(c.cfg.Bucket), Key: aws.String(key)}); err != nil {
-		return key, fmt.Errorf("delete %q (the marker is left behind and safe to delete): %w", key, Classify(err, region))
+
+	cp, err := c.s3.CopyObject(ctx, &s3.CopyObjectInput{
+		Bucket:            aws.String(bucket),
+		Key:               aws.String(copyKey),
+		CopySource:        aws.String(copySource(bucket, key, version)),
+		CopySourceIfMatch: aws.String(etag),
+		IfNoneMatch:       aws.String("*"),
+		MetadataDirective: types.MetadataDirectiveCopy,
+		TaggingDirective:  types.TaggingDirectiveCopy,
+	})
+	if err != nil {
+		return fail(MarkerCopy, copyKey, err)
 	}
-	return key, nil
+	copyETag := etag
+	if cp.CopyObjectResult != nil && aws.ToString(cp.CopyObjectResult.ETag) != "" {
+		copyETag = aws.ToString(cp.CopyObjectResult.ETag)
+	}
+	left = append(left, markerObject{copyKey, copyETag})
+
+	// As a move: the original first, once its copy exists.
+	for len(left) > 0 {
+		m := left[0]
+		if err := c.deleteMarker(ctx, m); err != nil {
+			return detail, &markerError{MarkerDelete, m.key, c.removeMarkers(ctx, Classify(err, region), left[1:], m.key)}
+		}
+		left = left[1:]
+	}
+	switch {
+	case version == "null":
+		detail += "; versioning is suspended: a delete marker stays at each key"
+	case version != "":
+		detail += "; versioned bucket: both markers stay as noncurrent versions behind delete markers (nothing is ever deleted by version)"
+	}
+	return detail, nil
+}
+
+// markerObject is a marker written by checkReadWrite and not yet deleted.
+type markerObject struct{ key, etag string }
+
+// deleteMarker deletes a marker as a move deletes the original: If-Match on
+// its ETag, never a version id.
+func (c *Connection) deleteMarker(ctx context.Context, m markerObject) error {
+	_, err := c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{
+		Bucket:  aws.String(c.cfg.Bucket),
+		Key:     aws.String(m.key),
+		IfMatch: aws.String(m.etag),
+	})
+	return err
+}
+
+// removeMarkers deletes, best effort, the markers a failed check leaves, and
+// returns err saying which are left behind: stuck and those it could not
+// remove.
+func (c *Connection) removeMarkers(ctx context.Context, err error, left []markerObject, stuck ...string) error {
+	for _, m := range left {
+		if c.deleteMarker(ctx, m) != nil {
+			stuck = append(stuck, m.key)
+		}
+	}
+	if len(stuck) > 0 {
+		return fmt.Errorf("%w (left behind, safe to delete: %s)", err, strings.Join(stuck, ", "))
+	}
+	return err
+}
+
+// copySource is the x-amz-copy-source of bucket/key, URL-encoded per path
+// segment ('+' too, which S3 would read as a space), pinned to versionID
+// unless it is empty or "null": AWS answers "null" for objects written while
+// versioning was suspended, and that id names whatever the null version is
+// by the time the request arrives.
+func copySource(bucket, key, versionID string) string {
+	segs := strings.Split(key, "/")
+	for i, s := range segs {
+		segs[i] = strings.ReplaceAll(url.PathEscape(s), "+", "%2B")
+	}
+	src := bucket + "/" + strings.Join(segs, "/")
+	if versionID != "" && versionID != "null" {
+		src += "?versionId=" + url.QueryEscape(versionID)
+	}
+	return src
 }

@@ -3,10 +3,15 @@ package connector
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 func TestAssumeRoleAndList(t *testing.T) {
@@ -80,6 +85,10 @@ func TestValidateSuccess(t *testing.T) {
 	if !report.OK() {
 		t.Error("report.OK() = false after a successful validation")
 	}
+	// The detail names both markers: the one written and its copy.
+	if d := report.Checks[len(report.Checks)-1].Detail; !strings.Contains(d, "s3://"+bucket+"/imports/"+ArchiveFolder+markerPrefix) || !strings.Contains(d, "-copy") {
+		t.Errorf("marker check detail %q does not name both markers", d)
+	}
 	after, err := srv.Keys(ctx, bucket, "")
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +131,7 @@ func TestValidateFailureClasses(t *testing.T) {
 	seed(t, srv, "someone-else", "x.csv")
 	good, goodSecret := newUser(t, srv, bucketPolicy(bucket, "s3:GetObject", "s3:PutObject", "s3:DeleteObject"))
 	readOnly, readOnlySecret := newUser(t, srv, bucketPolicy(bucket, "s3:GetObject"))
+	noDelete, noDeleteSecret := newUser(t, srv, bucketPolicy(bucket, "s3:GetObject", "s3:PutObject"))
 	// On AWS as on MinIO, a bucket outside the policy answers 403 whether or
 	// not it exists; only a role allowed on it learns that it is missing.
 	anyBucket, anySecret := newUser(t, srv, bucketPolicy("*", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"))
@@ -135,6 +145,7 @@ func TestValidateFailureClasses(t *testing.T) {
 		wantCheck  string
 		wantClass  FailureClass
 		wantIs     error
+		wantStep   string // of the marker check, when it fails there
 		wantAdvice string
 	}{
 		{
@@ -154,8 +165,13 @@ func TestValidateFailureClasses(t *testing.T) {
 		},
 		{
 			name: "policy lacks PutObject", user: readOnly, pass: readOnlySecret, bucket: bucket,
-			wantCheck: CheckReadWrite, wantClass: FailureS3Access, wantIs: ErrAccessDenied,
-			wantAdvice: "is attached to the role",
+			wantCheck: CheckReadWrite, wantClass: FailureS3Access, wantIs: ErrAccessDenied, wantStep: MarkerPut,
+			wantAdvice: "s3:PutObjectTagging on arn:aws:s3:::validate-fail/imports/archive/*",
+		},
+		{
+			name: "policy lacks DeleteObject", user: noDelete, pass: noDeleteSecret, bucket: bucket,
+			wantCheck: CheckReadWrite, wantClass: FailureS3Access, wantIs: ErrAccessDenied, wantStep: MarkerDelete,
+			wantAdvice: "needs both s3:DeleteObject and s3:GetObject on arn:aws:s3:::validate-fail/imports/*",
 		},
 		{
 			name: "policy for another bucket", user: otherBucket, pass: otherSecret, bucket: bucket,
@@ -183,6 +199,9 @@ func TestValidateFailureClasses(t *testing.T) {
 			}
 			if !errors.Is(err, tt.wantIs) {
 				t.Errorf("errors.Is(%v, %v) = false", err, tt.wantIs)
+			}
+			if step, _ := MarkerStep(err); step != tt.wantStep {
+				t.Errorf("marker step %q, want %q (%v)", step, tt.wantStep, err)
 			}
 			last := report.Checks[len(report.Checks)-1]
 			if last.Name != tt.wantCheck || last.Err == nil {
@@ -213,5 +232,218 @@ func TestNewRefusesMissingExternalID(t *testing.T) {
 		if !errors.Is(err, ErrInvalidExternalID) {
 			t.Errorf("New with external id %q: err = %v, want ErrInvalidExternalID", id, err)
 		}
+	}
+}
+
+// On a versioned bucket validation deletes the way a move does, without a
+// version id: nothing is left but the two markers' noncurrent versions, each
+// behind a delete marker, and the check's detail says so.
+func TestValidateVersionedBucket(t *testing.T) {
+	srv := needMinIO(t)
+	ctx := context.Background()
+	bucket := "validate-versioned"
+	seed(t, srv, bucket, "imports/a.csv")
+	enableVersioning(t, srv, bucket)
+	user, secret := newUser(t, srv, bucketPolicy(bucket, "s3:GetObject", "s3:PutObject", "s3:DeleteObject"))
+	conn, err := New(platformConfig(user, secret), platformPrincipal, minioConnection(srv.Endpoint, "validate-versioned", bucket, "imports/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := conn.Validate(ctx)
+	if err != nil {
+		t.Fatalf("Validate on a versioned bucket: %v", err)
+	}
+	if got, want := report.SuccessLine(), "Connection successful. Found 1 files in bucket."; got != want {
+		t.Errorf("SuccessLine = %q, want %q", got, want)
+	}
+	if d := report.Checks[len(report.Checks)-1].Detail; !strings.Contains(d, "noncurrent versions behind delete markers") {
+		t.Errorf("detail %q does not say what a versioned bucket keeps", d)
+	}
+	if keys, err := srv.Keys(ctx, bucket, "imports/"+ArchiveFolder); err != nil || len(keys) != 0 {
+		t.Errorf("current objects under archive/ after validation: %q, %v; want none", keys, err)
+	}
+	out, err := srv.Root().ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket), Prefix: aws.String("imports/" + ArchiveFolder)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions, markers := map[string]int{}, map[string]int{}
+	for _, v := range out.Versions {
+		versions[aws.ToString(v.Key)]++
+		if aws.ToBool(v.IsLatest) {
+			t.Errorf("%s version %s is still current", aws.ToString(v.Key), aws.ToString(v.VersionId))
+		}
+	}
+	for _, m := range out.DeleteMarkers {
+		markers[aws.ToString(m.Key)]++
+	}
+	if len(versions) != 2 || len(markers) != 2 {
+		t.Fatalf("versions %v, delete markers %v: want the marker and its copy, one version and one delete marker each", versions, markers)
+	}
+	for k, n := range versions {
+		if n != 1 || markers[k] != 1 || !strings.Contains(k, markerPrefix) {
+			t.Errorf("%s: %d versions, %d delete markers; want 1 and 1", k, n, markers[k])
+		}
+	}
+}
+
+// MinIO does not enforce the tagging permissions of a copy: checked on the
+// pinned build, a user without s3:GetObjectTagging, s3:GetObjectVersionTagging
+// and s3:PutObjectTagging copies a tagged object with TaggingDirective COPY
+// (the tags are copied) and writes one with x-amz-tagging; it also accepts
+// s3:GetObject or s3:GetObjectVersion alike for a copy source, with or
+// without ?versionId=. AWS authorizes each separately ("Required permissions
+// for Amazon S3 API operations"), so a policy lacking them cannot be shown
+// to fail here. Instead this test checks, on a recording proxy, the requests
+// validation sends -- the same a move sends -- and, with the proxy answering
+// the copy as AWS would without the tagging permissions, the advice.
+func TestValidateSendsTheMoveRequests(t *testing.T) {
+	srv := needMinIO(t)
+	ctx := context.Background()
+	tests := []struct {
+		name      string
+		versioned bool
+		// nullVersion makes PutObject answer x-amz-version-id: null, as AWS
+		// does for objects written while versioning is suspended.
+		nullVersion bool
+		denyCopy    bool
+	}{
+		{name: "unversioned"},
+		{name: "versioned", versioned: true},
+		{name: "null version", nullVersion: true},
+		{name: "copy denied", versioned: true, denyCopy: true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bucket := fmt.Sprintf("validate-requests-%d", i)
+			seed(t, srv, bucket, "in/a.csv")
+			if tt.versioned {
+				enableVersioning(t, srv, bucket)
+			}
+			rec := newRecorder(t, srv)
+			if tt.nullVersion {
+				rec.rewrite = func(r *http.Request, h http.Header) {
+					if r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") == "" {
+						h.Set("X-Amz-Version-Id", "null")
+					}
+				}
+			}
+			if tt.denyCopy {
+				rec.answer = func(r *http.Request) (int, string, bool) {
+					if r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "" {
+						return http.StatusForbidden, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>User is not authorized to perform: s3:GetObjectTagging</Message></Error>`, true
+					}
+					return 0, "", false
+				}
+			}
+			user, secret := newUser(t, srv, bucketPolicy(bucket, "s3:GetObject", "s3:PutObject", "s3:DeleteObject"))
+			c := minioConnection(rec.URL, "requests", bucket, "in/")
+			c.STSEndpoint = srv.Endpoint
+			conn, err := New(platformConfig(user, secret), platformPrincipal, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			report, err := conn.Validate(ctx)
+			if tt.denyCopy {
+				var ve *ValidationError
+				if !errors.As(err, &ve) || ve.Check != CheckReadWrite || ve.Class != FailureCopyAccess || !errors.Is(err, ErrAccessDenied) {
+					t.Fatalf("Validate with the copy denied: %v, want %s failing with FailureCopyAccess", err, CheckReadWrite)
+				}
+				if step, _ := MarkerStep(err); step != MarkerCopy {
+					t.Errorf("failed step %q, want %q", step, MarkerCopy)
+				}
+				advice := conn.AdviceFor(err)
+				text := advice.Headline + "\n" + strings.Join(advice.Checks, "\n")
+				for _, want := range []string{"s3:GetObjectTagging", "s3:GetObjectVersionTagging", "s3:PutObjectTagging on arn:aws:s3:::" + bucket + "/in/archive/*", "s3:GetObjectVersion on"} {
+					if !strings.Contains(text, want) {
+						t.Errorf("copy advice does not name %q:\n%s", want, text)
+					}
+				}
+				// The marker written before the copy is cleaned up.
+				if keys, err := srv.Keys(ctx, bucket, "in/"+ArchiveFolder); err != nil || len(keys) != 0 {
+					t.Errorf("left under archive/: %q, %v", keys, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			if got, want := report.SuccessLine(), "Connection successful. Found 1 files in bucket."; got != want {
+				t.Errorf("SuccessLine = %q, want %q", got, want)
+			}
+
+			var puts, copies []recordedRequest
+			for _, r := range rec.requests(http.MethodPut, "") {
+				if !strings.Contains(r.Path, markerPrefix) {
+					continue
+				}
+				if r.Header.Get("X-Amz-Copy-Source") != "" {
+					copies = append(copies, r)
+				} else {
+					puts = append(puts, r)
+				}
+			}
+			if len(puts) != 1 || len(copies) != 1 {
+				t.Fatalf("%d marker puts and %d copies, want 1 and 1", len(puts), len(copies))
+			}
+			put, cp := puts[0], copies[0]
+			key := strings.TrimPrefix(put.Path, "/"+bucket+"/")
+			if got := put.Header.Get("X-Amz-Tagging"); got != markerTagging {
+				t.Errorf("marker put x-amz-tagging %q, want %q", got, markerTagging)
+			}
+			if got := put.Header.Get("If-None-Match"); got != "*" {
+				t.Errorf("marker put If-None-Match %q, want *", got)
+			}
+			gets := rec.requests(http.MethodGet, "/"+key)
+			if len(gets) != 1 || gets[0].Header.Get("If-Match") == "" {
+				t.Fatalf("marker reads %+v, want one with If-Match", gets)
+			}
+			etag := gets[0].Header.Get("If-Match")
+
+			wantSource := bucket + "/" + key
+			if tt.versioned {
+				out, err := srv.Root().ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket), Prefix: aws.String(key)})
+				if err != nil || len(out.Versions) < 1 {
+					t.Fatalf("versions of %s: %v, %v", key, out, err)
+				}
+				for _, v := range out.Versions {
+					if aws.ToString(v.Key) == key {
+						wantSource += "?versionId=" + aws.ToString(v.VersionId)
+					}
+				}
+			}
+			if got := cp.Path; got != "/"+bucket+"/"+key+"-copy" {
+				t.Errorf("copy to %s, want %s-copy", got, key)
+			}
+			for h, want := range map[string]string{
+				"X-Amz-Copy-Source":          wantSource,
+				"X-Amz-Copy-Source-If-Match": etag,
+				"If-None-Match":              "*",
+				"X-Amz-Metadata-Directive":   "COPY",
+				"X-Amz-Tagging-Directive":    "COPY",
+			} {
+				if got := cp.Header.Get(h); got != want {
+					t.Errorf("copy %s: %q, want %q", h, got, want)
+				}
+			}
+
+			// Both markers are deleted as a move deletes: the original
+			// first, conditional on the ETag, never by version.
+			var deleted []string
+			for _, d := range rec.requests(http.MethodDelete, "") {
+				if !strings.Contains(d.Path, markerPrefix) {
+					continue
+				}
+				deleted = append(deleted, strings.TrimPrefix(d.Path, "/"+bucket+"/"))
+				if d.Header.Get("If-Match") != etag {
+					t.Errorf("delete %s If-Match %q, want %q", d.Path, d.Header.Get("If-Match"), etag)
+				}
+				if d.Query.Has("versionId") {
+					t.Errorf("delete %s names a version: %v", d.Path, d.Query)
+				}
+			}
+			if want := []string{key, key + "-copy"}; !slices.Equal(deleted, want) {
+				t.Errorf("deleted %q, want %q in that order", deleted, want)
+			}
+		})
 	}
 }
