@@ -117,10 +117,11 @@ func isNullLiteral(s string) bool {
 var simpleKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // childPath is the path of the value of key in the mapping at path, in the
-// notation of Validate: connections[0].importer.headers["X-Token"].
+// notation of Validate: connections[0].importer.headers["X-Token"],
+// connections[0].importer.env["TOKEN"].
 func childPath(path, key string) string {
 	switch {
-	case strings.HasSuffix(path, ".headers") || !simpleKeyRE.MatchString(key):
+	case strings.HasSuffix(path, ".headers") || strings.HasSuffix(path, ".env") || !simpleKeyRE.MatchString(key):
 		return fmt.Sprintf("%s[%q]", path, key)
 	case path == "":
 		return key

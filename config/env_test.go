@@ -153,6 +153,15 @@ connections:
 			},
 		},
 		{
+			name: "unset variables in maps and lists",
+			yaml: head + "    importer:\n      type: exec\n      command: [/bin/x, \"${ARG}\"]\n      env:\n        TOKEN: ${TOKEN}\n        \"my key\": ${OTHER}\n",
+			problems: []string{
+				"line 11: environment variable ARG is not set, used in connections[0].importer.command[1]",
+				`line 13: environment variable TOKEN is not set, used in connections[0].importer.env["TOKEN"]`,
+				`line 14: environment variable OTHER is not set, used in connections[0].importer.env["my key"]`,
+			},
+		},
+		{
 			name: "with unknown keys and type errors, in the order of the file",
 			yaml: head + "    workers: ${NOT_SET}\n    min_age: 5\n    importr: {}\n    max_files: ${UNSET_TOO}\n",
 			problems: []string{
