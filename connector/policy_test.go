@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/s3connector/s3connector/config"
 	"github.com/s3connector/s3connector/connector/miniotest"
@@ -495,9 +497,16 @@ func TestPolicyStringOrList(t *testing.T) {
 }
 
 // TestPolicyPermissionsSufficeOnMinIO loads the generated permissions policy
-// as the policy of the MinIO user whose assumed role plays the customer's
-// role: validation and the archive move (copy, then delete) work under it
-// alone, and nothing outside the bucket's base path is reachable.
+// as the only policy of the MinIO user whose assumed role plays the
+// customer's role (I10): validation and a whole move -- read pinned to the
+// ETag, copy of exactly the imported version (?versionId= on a versioned
+// bucket) keeping metadata and tags, delete conditional on the ETag and
+// without a version id -- work under it alone, on an unversioned and on a
+// versioned bucket, and nothing outside the bucket's base path is reachable.
+// MinIO enforces the resource scoping and the object actions, but not the
+// tagging actions, and it takes s3:GetObject for a version-pinned copy source
+// where AWS wants s3:GetObjectVersion (TestValidateSendsTheMoveRequests says
+// what it does not check and asserts the requests instead).
 func TestPolicyPermissionsSufficeOnMinIO(t *testing.T) {
 	srv := needMinIO(t)
 	ctx := context.Background()
@@ -508,16 +517,36 @@ func TestPolicyPermissionsSufficeOnMinIO(t *testing.T) {
 	if err := srv.Put(ctx, other, "imports/theirs.csv", []byte("not yours\n")); err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct{ name, bucket, basePath string }{
-		{"base-path", "policy-base-path", "imports/"},
-		{"whole-bucket", "policy-whole-bucket", ""},
+	const tags = "source=guardduty&scan=clean"
+	tests := []struct {
+		name, bucket, basePath string
+		versioned              bool
+	}{
+		{"base-path", "policy-base-path", "imports/", false},
+		{"whole-bucket", "policy-whole-bucket", "", false},
+		{"versioned-base-path", "policy-versioned-base-path", "imports/", true},
+		{"versioned-whole-bucket", "policy-versioned-whole-bucket", "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := srv.CreateBucket(ctx, tt.bucket); err != nil {
 				t.Fatal(err)
 			}
-			for _, k := range []string{tt.basePath + "a.csv", "outside/b.csv"} {
+			if tt.versioned {
+				enableVersioning(t, srv, tt.bucket)
+			}
+			src, dst := tt.basePath+"a.csv", tt.basePath+ArchiveFolder+"a.csv"
+			// On the versioned bucket "monday" stays behind as an older
+			// version of the file: it must never come back.
+			for _, body := range []string{"monday\n", "tuesday\n"} {
+				if _, err := srv.Root().PutObject(ctx, &s3.PutObjectInput{
+					Bucket: aws.String(tt.bucket), Key: aws.String(src), Body: strings.NewReader(body),
+					ContentType: aws.String("text/csv"), Metadata: map[string]string{"origin": "sftp"}, Tagging: aws.String(tags),
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, k := range []string{"outside/b.csv", tt.basePath + "untagged.csv"} {
 				if err := srv.Put(ctx, tt.bucket, k, []byte("content of "+k+"\n")); err != nil {
 					t.Fatal(err)
 				}
@@ -552,22 +581,85 @@ func TestPolicyPermissionsSufficeOnMinIO(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := conn.Validate(ctx); err != nil {
+			report, err := conn.Validate(ctx)
+			if err != nil {
 				t.Fatalf("Validate under the generated policy: %v", err)
 			}
-
-			// The archive move: server-side copy into archive/, then delete.
-			client := conn.S3()
-			src, dst := tt.basePath+"a.csv", tt.basePath+ArchiveFolder+"a.csv"
-			if _, err := client.CopyObject(ctx, &s3.CopyObjectInput{
-				Bucket:     aws.String(tt.bucket),
-				Key:        aws.String(dst),
-				CopySource: aws.String(tt.bucket + "/" + src),
-			}); err != nil {
-				t.Fatalf("copy %s to %s: %v", src, dst, err)
+			// a.csv and untagged.csv, and outside/b.csv without a base path.
+			want := "Connection successful. Found 2 files in bucket."
+			if tt.basePath == "" {
+				want = "Connection successful. Found 3 files in bucket."
 			}
-			if _, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(tt.bucket), Key: aws.String(src)}); err != nil {
+			if got := report.SuccessLine(); got != want {
+				t.Errorf("SuccessLine = %q, want %q", got, want)
+			}
+
+			// The move, as archive.Move makes it.
+			client := conn.S3()
+			got, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(tt.bucket), Key: aws.String(src)})
+			if err != nil {
+				t.Fatalf("get %s: %v", src, err)
+			}
+			body, err := io.ReadAll(got.Body)
+			got.Body.Close()
+			if err != nil || string(body) != "tuesday\n" {
+				t.Fatalf("read %s: %q, %v", src, body, err)
+			}
+			etag, version := aws.ToString(got.ETag), aws.ToString(got.VersionId)
+			if tt.versioned != (version != "") {
+				t.Fatalf("version id %q on a bucket with versioning %v", version, tt.versioned)
+			}
+			cs := copySource(tt.bucket, src, version)
+			if tt.versioned && !strings.Contains(cs, "?versionId="+version) {
+				t.Fatalf("copy source %q is not pinned to version %s", cs, version)
+			}
+			if _, err := client.CopyObject(ctx, &s3.CopyObjectInput{
+				Bucket:            aws.String(tt.bucket),
+				Key:               aws.String(dst),
+				CopySource:        aws.String(cs),
+				CopySourceIfMatch: aws.String(etag),
+				IfNoneMatch:       aws.String("*"),
+				MetadataDirective: types.MetadataDirectiveCopy,
+				TaggingDirective:  types.TaggingDirectiveCopy,
+			}); err != nil {
+				t.Fatalf("copy %s to %s: %v", cs, dst, err)
+			}
+			if _, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(tt.bucket), Key: aws.String(src), IfMatch: aws.String(etag)}); err != nil {
 				t.Fatalf("delete %s: %v", src, err)
+			}
+
+			root := srv.Root()
+			archived, err := root.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(tt.bucket), Key: aws.String(dst)})
+			if err != nil {
+				t.Fatalf("archived copy: %v", err)
+			}
+			abody, _ := io.ReadAll(archived.Body)
+			archived.Body.Close()
+			if string(abody) != "tuesday\n" || aws.ToString(archived.ContentType) != "text/csv" || archived.Metadata["origin"] != "sftp" {
+				t.Errorf("archived copy %q, type %q, metadata %v: want the imported version with its metadata", abody, aws.ToString(archived.ContentType), archived.Metadata)
+			}
+			tagOut, err := root.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(tt.bucket), Key: aws.String(dst)})
+			if err != nil || len(tagOut.TagSet) != 2 {
+				t.Errorf("archived copy tags %+v, %v: want the original's two", tagOut, err)
+			}
+			if _, err := root.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(tt.bucket), Key: aws.String(src)}); !errors.Is(Classify(err, miniotest.Region), ErrNotFound) {
+				t.Errorf("%s is still in the inbox: %v", src, err)
+			}
+			if tt.versioned {
+				// I11: both versions stay, hidden by one delete marker.
+				vs, err := root.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(tt.bucket), Prefix: aws.String(src)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := 0
+				for _, v := range vs.Versions {
+					if aws.ToString(v.Key) == src {
+						n++
+					}
+				}
+				if n != 2 || len(vs.DeleteMarkers) != 1 || !aws.ToBool(vs.DeleteMarkers[0].IsLatest) {
+					t.Errorf("%s: %d versions, delete markers %+v; want both versions kept behind one current delete marker", src, n, vs.DeleteMarkers)
+				}
 			}
 
 			denied := map[string]func() error{
@@ -581,6 +673,16 @@ func TestPolicyPermissionsSufficeOnMinIO(t *testing.T) {
 				},
 				"put into other bucket": func() error {
 					_, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(other), Key: aws.String("imports/x.csv"), Body: strings.NewReader("x")})
+					return err
+				},
+				"copy from other bucket": func() error {
+					_, err := client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String(tt.bucket), Key: aws.String(tt.basePath + ArchiveFolder + "theirs.csv"), CopySource: aws.String(other + "/imports/theirs.csv")})
+					return err
+				},
+				// Only copies in archive/ and error/ get tags.
+				"tag a file in the inbox": func() error {
+					_, err := client.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{Bucket: aws.String(tt.bucket), Key: aws.String(tt.basePath + "untagged.csv"),
+						Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("k"), Value: aws.String("v")}}}})
 					return err
 				},
 			}
@@ -607,6 +709,15 @@ func TestPolicyPermissionsSufficeOnMinIO(t *testing.T) {
 				}
 				denied["copy out of base path"] = func() error {
 					_, err := client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String(tt.bucket), Key: aws.String("outside/copy.csv"), CopySource: aws.String(tt.bucket + "/" + dst)})
+					return err
+				}
+				denied["copy into base path"] = func() error {
+					_, err := client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String(tt.bucket), Key: aws.String(tt.basePath + ArchiveFolder + "b.csv"), CopySource: aws.String(tt.bucket + "/outside/b.csv")})
+					return err
+				}
+				denied["tag outside base path"] = func() error {
+					_, err := client.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{Bucket: aws.String(tt.bucket), Key: aws.String("outside/b.csv"),
+						Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("k"), Value: aws.String("v")}}}})
 					return err
 				}
 			}
