@@ -187,33 +187,16 @@ func (c *Connection) checkBucket(ctx context.Context) error {
 }
 
 // CountWaiting lists the base path and counts the files waiting for import:
-// every key except folder markers and those under archive/ and error/.
+// every key except folder markers and those under archive/ and error/,
+// which it never reads (InboxListing), so validating a connection with
+// years of archive costs what validating a new one does.
 func (c *Connection) CountWaiting(ctx context.Context) (int, error) {
-	base := c.cfg.BasePath
-	archive, errDir := base+ArchiveFolder, base+ErrorFolder
-	p := s3.NewListObjectsV2Paginator(c.s3, &s3.ListObjectsV2Input{
-		Bucket:       aws.String(c.cfg.Bucket),
-		Prefix:       aws.String(base),
-		EncodingType: ListEncoding,
-	})
 	n := 0
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return n, fmt.Errorf("list s3://%s/%s: %w", c.cfg.Bucket, base, Classify(err, c.cfg.Region))
-		}
-		for _, o := range page.Contents {
-			k, err := ListedKey(page.EncodingType, aws.ToString(o.Key))
-			if err != nil {
-				return n, fmt.Errorf("list s3://%s/%s: %w", c.cfg.Bucket, base, err)
-			}
-			if strings.HasSuffix(k, "/") || strings.HasPrefix(k, archive) || strings.HasPrefix(k, errDir) {
-				continue
-			}
-			n++
-		}
-	}
-	return n, nil
+	_, err := c.Inbox().Walk(ctx, func(InboxObject) error {
+		n++
+		return nil
+	})
+	return n, err
 }
 
 // markerPrefix names validation markers; they live under archive/ so they
