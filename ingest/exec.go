@@ -6,12 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/s3connector/s3connector/config"
 )
 
 // ExitDataErr is the exit status (EX_DATAERR from sysexits.h) by which an
@@ -22,17 +26,25 @@ const ExitDataErr = 65
 // S3CONNECTOR_* environment variables. Exit 0: imported; exit 65: permanent;
 // anything else, a signal or the timeout: transient.
 //
-// The command gets the daemon's environment without any AWS_* variable: the
+// The command's environment is an allowlist, not the daemon's: PATH, HOME,
+// LANG, TZ and LC_* from the daemon (config.ExecInheritedEnv), then Env, then
+// the S3CONNECTOR_* descriptor. The daemon's environment holds the
 // platform's credentials (keys, session and web identity tokens, container
-// credential endpoints, profiles and their files) can assume customer roles
-// and must not reach an import command, which runs with whatever it needs
-// configured for it.
+// credential endpoints, profiles) and whatever else its container was
+// given; they can assume customer roles and must not reach an import
+// command, which gets what it needs through Env. This is no sandbox: the
+// command runs as the daemon's user, with its files (the web identity token
+// file among them) and network.
 //
 // A command that exits 0 but leaves a background child holding its stderr
 // has imported the file: once execWaitDelay has passed the process group is
 // killed and the import counts as done, instead of being retried forever.
 type Exec struct {
 	Command []string
+	// Env is added to the command's environment, values as they are; it may
+	// override the inherited PATH, HOME, LANG, TZ and LC_*, not the
+	// S3CONNECTOR_* descriptor.
+	Env map[string]string
 	// Timeout bounds one file; 0 means no limit beyond the run's context.
 	Timeout time.Duration
 }
@@ -51,7 +63,7 @@ func (e Exec) Import(ctx context.Context, f File, body io.Reader) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = execWaitDelay
-	cmd.Env = append(environWithoutAWS(),
+	cmd.Env = append(e.environ(),
 		"S3CONNECTOR_BUCKET="+f.Bucket,
 		"S3CONNECTOR_KEY="+f.Key,
 		"S3CONNECTOR_REL_KEY="+f.RelKey,
@@ -95,17 +107,25 @@ func (e Exec) Import(ctx context.Context, f File, body io.Reader) error {
 // behind) before closing them; a variable so that tests can shorten it.
 var execWaitDelay = 5 * time.Second
 
-// environWithoutAWS returns the daemon's environment minus every variable
-// whose name starts with AWS_ (see Exec).
-func environWithoutAWS() []string {
-	env := os.Environ()
-	kept := env[:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "AWS_") {
-			kept = append(kept, kv)
+// environ returns the command's environment without the descriptor: the
+// allowed variables of the daemon's environment, then Env (see Exec). The
+// S3CONNECTOR_* variables set afterwards come last and so win (os/exec uses
+// the last value of a name).
+func (e Exec) environ() []string {
+	inherited := config.ExecInheritedEnv()
+	env := make([]string, 0, len(inherited)+len(e.Env)+16)
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(inherited, name) || strings.HasPrefix(name, "LC_") {
+			env = append(env, kv)
 		}
 	}
-	return kept
+	for _, name := range slices.Sorted(maps.Keys(e.Env)) {
+		if !strings.HasPrefix(name, config.ExecReservedEnvPrefix) {
+			env = append(env, name+"="+e.Env[name])
+		}
+	}
+	return env
 }
 
 // limitedWriter keeps the first n bytes (a command's stderr for the report).

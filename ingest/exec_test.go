@@ -28,10 +28,9 @@ func TestExec(t *testing.T) {
 		{name: "failed", script: `cat >/dev/null; exit 1`, wantErr: true},
 		{name: "timeout", script: `sleep 5`, timeout: 100 * time.Millisecond, wantErr: true},
 	}
-	t.Setenv("OUT", out)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Exec{Command: []string{"/bin/sh", "-c", tt.script}, Timeout: tt.timeout}.
+			err := Exec{Command: []string{"/bin/sh", "-c", tt.script}, Env: map[string]string{"OUT": out}, Timeout: tt.timeout}.
 				Import(context.Background(), f, strings.NewReader("a,b\n1,2\n"))
 			if (err != nil) != tt.wantErr || IsPermanent(err) != tt.wantPermanent {
 				t.Fatalf("err = %v, want error %v permanent %v", err, tt.wantErr, tt.wantPermanent)
@@ -50,30 +49,110 @@ func TestExec(t *testing.T) {
 	}
 }
 
-func TestExecDropsAWSVariables(t *testing.T) {
+// The command's environment is an allowlist: whatever else the daemon's
+// environment holds (platform credentials under AWS_* or any other name)
+// does not reach it.
+func TestExecEnvironment(t *testing.T) {
+	for k, v := range map[string]string{
+		"AWS_SECRET_ACCESS_KEY":              "platform-secret",
+		"AWS_ACCESS_KEY_ID":                  "AKIAPLATFORM",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://169.254.170.23/v1/credentials",
+		"AWS_WEB_IDENTITY_TOKEN_FILE":        "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+		"S3CONNECTOR_ADMIN_TOKEN":            "admin-secret",
+		"DATABASE_PASSWORD":                  "db-secret",
+		"PATH":                               "/usr/local/bin:/usr/bin:/bin",
+		"HOME":                               "/home/s3connector",
+		"LANG":                               "C.UTF-8",
+		"TZ":                                 "Europe/Berlin",
+		"LC_ALL":                             "C.UTF-8",
+		"LC_TIME":                            "de_DE.UTF-8",
+	} {
+		t.Setenv(k, v)
+	}
+	f := File{Bucket: "b", Key: "imports/x.csv", RelKey: "x.csv", Size: 3, ETag: `"e"`, VersionID: "v1", ContentType: "text/csv",
+		LastModified: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), IdempotencyKey: "b/imports/x.csv/e"}
+	inherited := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/s3connector", "LANG=C.UTF-8", "TZ=Europe/Berlin", "LC_ALL=C.UTF-8", "LC_TIME=de_DE.UTF-8"}
+	descriptor := []string{"S3CONNECTOR_BUCKET=b", "S3CONNECTOR_KEY=imports/x.csv", "S3CONNECTOR_REL_KEY=x.csv", "S3CONNECTOR_SIZE=3",
+		"S3CONNECTOR_ETAG=\"e\"", "S3CONNECTOR_VERSION_ID=v1", "S3CONNECTOR_CONTENT_TYPE=text/csv",
+		"S3CONNECTOR_LAST_MODIFIED=2026-01-02T03:04:05Z", "S3CONNECTOR_IDEMPOTENCY_KEY=b/imports/x.csv/e"}
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{
+			name: "no env",
+			want: slices.Concat(inherited, descriptor),
+		},
+		{
+			name: "env added as is, overriding the inherited",
+			env: map[string]string{
+				"INGEST_DSN": "postgres://u:p@db/x?sslmode=require #not a comment",
+				"MULTILINE":  "a\nb=c",
+				"EMPTY":      "",
+				"PATH":       "/opt/ingest/bin:/usr/bin:/bin",
+				"AWS_REGION": "eu-central-1", // the user's own choice for the command
+			},
+			want: slices.Concat(
+				[]string{"HOME=/home/s3connector", "LANG=C.UTF-8", "TZ=Europe/Berlin", "LC_ALL=C.UTF-8", "LC_TIME=de_DE.UTF-8"},
+				[]string{"INGEST_DSN=postgres://u:p@db/x?sslmode=require #not a comment", "MULTILINE=a\nb=c", "EMPTY=", "PATH=/opt/ingest/bin:/usr/bin:/bin", "AWS_REGION=eu-central-1"},
+				descriptor),
+		},
+		{
+			// Config validation rejects these; a configuration built in
+			// code still cannot forge the file's descriptor.
+			name: "descriptor not overridden",
+			env:  map[string]string{"S3CONNECTOR_KEY": "forged", "S3CONNECTOR_EXTRA": "x"},
+			want: slices.Concat(inherited, descriptor),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			envFile := filepath.Join(t.TempDir(), "env")
+			// NUL-separated: values may hold newlines.
+			err := Exec{Command: []string{"/bin/sh", "-c", `cat >/dev/null; exec /usr/bin/env -0 > "$0"`, envFile}, Env: tt.env}.
+				Import(context.Background(), f, strings.NewReader("x,y"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(envFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+			// The shell may export PWD; the rest must be exactly what is wanted.
+			got = slices.DeleteFunc(got, func(kv string) bool { return strings.HasPrefix(kv, "PWD=") })
+			slices.Sort(got)
+			want := slices.Sorted(slices.Values(tt.want))
+			if !slices.Equal(got, want) {
+				t.Errorf("command environment =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			for _, secret := range []string{"platform-secret", "AKIAPLATFORM", "admin-secret", "db-secret", "169.254.170.23", "forged"} {
+				if strings.Contains(string(b), secret) {
+					t.Errorf("command got %q", secret)
+				}
+			}
+		})
+	}
+}
+
+// Variables of the allowlist that the daemon does not have are not made up.
+func TestExecEnvironmentUnsetStaysUnset(t *testing.T) {
+	for _, k := range []string{"HOME", "LANG", "TZ"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
 	envFile := filepath.Join(t.TempDir(), "env")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "platform-secret")
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAPLATFORM")
-	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials")
-	t.Setenv("S3CONNECTOR_TEST_ORDINARY", "kept")
-	f := File{Bucket: "b", Key: "imports/x.csv"}
-	err := Exec{Command: []string{"/bin/sh", "-c", `cat >/dev/null; env > "$1"`, "sh", envFile}}.
-		Import(context.Background(), f, strings.NewReader("x"))
+	err := Exec{Command: []string{"/bin/sh", "-c", `cat >/dev/null; /usr/bin/env > "$0"`, envFile}}.
+		Import(context.Background(), File{Key: "k"}, strings.NewReader("x"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := os.ReadFile(envFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(env), "\n")
-	for _, l := range lines {
-		if strings.HasPrefix(l, "AWS_") {
-			t.Errorf("command got %s", l)
+	b, _ := os.ReadFile(envFile)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "HOME=") || strings.HasPrefix(l, "LANG=") || strings.HasPrefix(l, "TZ=") {
+			t.Errorf("command got %s, which the daemon does not have", l)
 		}
-	}
-	if !slices.Contains(lines, "S3CONNECTOR_TEST_ORDINARY=kept") || !slices.Contains(lines, "S3CONNECTOR_KEY=imports/x.csv") {
-		t.Errorf("command lacks an ordinary variable or the file's descriptor:\n%s", env)
 	}
 }
 

@@ -1,22 +1,38 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/s3connector/s3connector/config"
 )
 
 // IdempotencyHeader carries File.IdempotencyKey on every http import.
 const IdempotencyHeader = "Idempotency-Key"
 
-// HTTP POSTs each file's body to URL. 2xx: imported; 4xx other than 408 and
-// 429: permanent (the sink rejected the content); 5xx, 408, 429, network
-// errors and timeouts: transient.
+// ErrSinkMisconfigured is in the chain of an http import error whose answer
+// blames the importer's configuration rather than the file: a redirect, 401
+// and 407 (credentials refused), 403 (not allowed), 404, 405, 410 and 421
+// (the URL does not accept files), 409 (the sink's own state). The same
+// request fails for every file, so such an error is transient: the files
+// stay in the inbox until the sink or importer.url/importer.headers is fixed.
+var ErrSinkMisconfigured = errors.New("the sink or its credentials are wrong, not the file")
+
+// HTTP POSTs each file's body to URL. 2xx: imported; a status listed in
+// PermanentStatus (by default 400, 413, 415 and 422): permanent, the sink
+// rejected the content; any other answer, network errors and timeouts:
+// transient. Statuses that blame the sink or the credentials (see
+// ErrSinkMisconfigured) are transient even though they are 4xx: sending a
+// good file to error/ because an API key expired would be wrong.
 //
 // Redirects are not followed: a client following a 301/302/303 turns the
 // POST into a GET without body, so the redirect target's 200 would count as
@@ -32,10 +48,34 @@ type HTTP struct {
 	Headers map[string]string
 	// Timeout bounds one file; 0 means no limit beyond the run's context.
 	Timeout time.Duration
-	// Client defaults to http.DefaultClient. Import uses a copy of it that
-	// does not follow redirects; Client itself is not modified.
+	// PermanentStatus lists the answers that reject the file's content;
+	// nil means config.DefaultPermanentStatus(), empty means none.
+	PermanentStatus []int
+	// Client sends the requests; nil means a client shared by every HTTP
+	// without one, pooled for config.DefaultWorkers (see NewHTTPClient).
+	// The factory of type "http" gives each importer its own, sized to the
+	// connection's workers. Import uses a copy that does not follow
+	// redirects; Client itself is not modified.
 	Client *http.Client
 }
+
+// NewHTTPClient returns a client for an importer that sends at most conns
+// requests at a time (the connection's workers) to one host: it keeps that
+// many idle connections, so that workers do not open a new connection per
+// file (http.DefaultTransport keeps 2 per host), and opens no more than that.
+// Its other settings (proxy from the environment, dial and TLS handshake
+// timeouts, HTTP/2) are those of http.DefaultTransport.
+func NewHTTPClient(conns int) *http.Client {
+	conns = max(conns, 1)
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = conns
+	t.MaxIdleConnsPerHost = conns
+	t.MaxConnsPerHost = conns
+	return &http.Client{Transport: t}
+}
+
+// defaultHTTPClient serves HTTP values built without a Client.
+var defaultHTTPClient = sync.OnceValue(func() *http.Client { return NewHTTPClient(config.DefaultWorkers) })
 
 // Import implements Importer.
 func (h HTTP) Import(ctx context.Context, f File, body io.Reader) error {
@@ -63,9 +103,9 @@ func (h HTTP) Import(ctx context.Context, f File, body io.Reader) error {
 	req.Header.Set(IdempotencyHeader, f.IdempotencyKey)
 	req.Header.Set("X-S3connector-Key", f.Key)
 	req.Header.Set("X-S3connector-Etag", f.ETag)
-	client := http.DefaultClient
-	if h.Client != nil {
-		client = h.Client
+	client := h.Client
+	if client == nil {
+		client = defaultHTTPClient()
 	}
 	// A shallow copy shares the Transport (and its connection pool) but has
 	// its own CheckRedirect: the caller's client, possibly shared with
@@ -79,7 +119,10 @@ func (h HTTP) Import(ctx context.Context, f File, body io.Reader) error {
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
 	io.Copy(io.Discard, resp.Body) // reuse the connection
 	resp.Body.Close()
-	switch s := resp.StatusCode; {
+	msg = bytes.TrimSpace(msg)
+	s := resp.StatusCode
+	answered := fmt.Sprintf("post %q to %s: sink answered %d %s", f.Key, redactURL(h.URL), s, http.StatusText(s))
+	switch {
 	case s >= 200 && s < 300:
 		return nil
 	case s >= 300 && s < 400:
@@ -87,14 +130,40 @@ func (h HTTP) Import(ctx context.Context, f File, body io.Reader) error {
 		if l, err := resp.Location(); err == nil {
 			loc = redactURL(l.String())
 		}
-		return fmt.Errorf("post %q to %s: sink answered %d %s redirecting to %s; redirects are not followed (the body and headers would be lost or sent elsewhere): set importer.url to the final address",
-			f.Key, redactURL(h.URL), s, http.StatusText(s), loc)
-	case s >= 400 && s < 500 && s != http.StatusRequestTimeout && s != http.StatusTooManyRequests:
-		return Permanent(fmt.Errorf("post %q: sink answered %d %s: %s", f.Key, s, http.StatusText(s), msg))
-	default:
-		return fmt.Errorf("post %q: sink answered %d %s: %s", f.Key, s, http.StatusText(s), msg)
+		return fmt.Errorf("%s redirecting to %s: %w: redirects are not followed (the body and headers would be lost or sent elsewhere): set importer.url to the final address",
+			answered, loc, ErrSinkMisconfigured)
+	case h.permanent(s):
+		return Permanent(fmt.Errorf("%s, which rejects the file's content: %s", answered, msg))
 	}
+	if advice, ok := sinkAdvice[s]; ok {
+		return fmt.Errorf("%s: %w: %s; the file stays in the inbox and is retried on the next run: %s", answered, ErrSinkMisconfigured, advice, msg)
+	}
+	return fmt.Errorf("%s: %s", answered, msg)
 }
+
+// sinkAdvice says, per status that blames the sink or the importer's
+// configuration, what to check.
+var sinkAdvice = map[int]string{
+	http.StatusUnauthorized:       "it refused the credentials: check importer.headers (an expired or wrong API key or token)",
+	http.StatusProxyAuthRequired:  "a proxy between s3connector and the sink wants credentials: check the proxy settings (HTTPS_PROXY)",
+	http.StatusForbidden:          "it does not let these credentials post files: check importer.headers and the sink's permissions",
+	http.StatusNotFound:           "there is nothing at importer.url: check the URL",
+	http.StatusMethodNotAllowed:   "importer.url does not accept POST: check the URL",
+	http.StatusGone:               "importer.url is no longer served: set it to the sink's current address",
+	http.StatusMisdirectedRequest: "the server at importer.url does not serve that host name: check the URL (and the proxy or load balancer in front of the sink)",
+	http.StatusConflict:           "the sink reported a conflict with its own state (e.g. the same Idempotency-Key still in progress)",
+}
+
+// permanent reports whether status s rejects the file's content.
+func (h HTTP) permanent(s int) bool {
+	if h.PermanentStatus == nil {
+		return slices.Contains(defaultPermanentStatus, s)
+	}
+	return slices.Contains(h.PermanentStatus, s)
+}
+
+// defaultPermanentStatus is config.DefaultPermanentStatus(), taken once.
+var defaultPermanentStatus = config.DefaultPermanentStatus()
 
 // redactErr replaces the URL of every *url.Error in err's chain (the http
 // client and url.Parse put the full URL there) with its redacted form. The

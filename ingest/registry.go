@@ -19,9 +19,13 @@ import (
 type Deps struct {
 	// Logger is never nil in a Factory: New substitutes zap.NewNop().
 	Logger *zap.Logger
-	// HTTPClient is the client for importers that speak HTTP; nil means
-	// http.DefaultClient.
+	// HTTPClient is the client for importers that speak HTTP; nil lets each
+	// build its own, pooled for Workers (the http type uses NewHTTPClient).
 	HTTPClient *http.Client
+	// Workers is the number of files the connection imports at once (its
+	// workers setting), for sizing connection pools; 0 means
+	// config.DefaultWorkers.
+	Workers int
 }
 
 // Factory builds an importer from its configuration. The configuration has
@@ -118,12 +122,29 @@ func newExec(cfg config.Importer, _ Deps) (Importer, error) {
 	if len(cfg.Command) == 0 || cfg.Command[0] == "" {
 		return nil, errors.New(`importer.command: is required for importer type "exec"`)
 	}
-	return Exec{Command: slices.Clone(cfg.Command), Timeout: cfg.Timeout}, nil
+	for name, v := range cfg.Env {
+		if name == "" || strings.ContainsAny(name, "=\x00") || strings.ContainsRune(v, 0) {
+			return nil, fmt.Errorf("importer.env[%q]: not a valid environment variable", name)
+		}
+	}
+	return Exec{Command: slices.Clone(cfg.Command), Env: maps.Clone(cfg.Env), Timeout: cfg.Timeout}, nil
 }
 
 func newHTTP(cfg config.Importer, deps Deps) (Importer, error) {
 	if cfg.URL == "" {
 		return nil, errors.New(`importer.url: is required for importer type "http"`)
 	}
-	return HTTP{URL: cfg.URL, Headers: maps.Clone(cfg.Headers), Timeout: cfg.Timeout, Client: deps.HTTPClient}, nil
+	client := deps.HTTPClient
+	if client == nil {
+		workers := deps.Workers
+		if workers <= 0 {
+			workers = config.DefaultWorkers
+		}
+		client = NewHTTPClient(workers)
+	}
+	permanent := slices.Clone(cfg.PermanentStatus)
+	if permanent == nil {
+		permanent = config.DefaultPermanentStatus()
+	}
+	return HTTP{URL: cfg.URL, Headers: maps.Clone(cfg.Headers), Timeout: cfg.Timeout, PermanentStatus: permanent, Client: client}, nil
 }

@@ -46,8 +46,8 @@ func TestNewBuiltin(t *testing.T) {
 			want: Discard{},
 		},
 		{
-			cfg:  config.Importer{Type: config.ImporterExec, Command: []string{"/usr/local/bin/ingest", "--verbose"}, Timeout: 2 * time.Minute},
-			want: Exec{Command: []string{"/usr/local/bin/ingest", "--verbose"}, Timeout: 2 * time.Minute},
+			cfg:  config.Importer{Type: config.ImporterExec, Command: []string{"/usr/local/bin/ingest", "--verbose"}, Env: map[string]string{"DSN": "x"}, Timeout: 2 * time.Minute},
+			want: Exec{Command: []string{"/usr/local/bin/ingest", "--verbose"}, Env: map[string]string{"DSN": "x"}, Timeout: 2 * time.Minute},
 		},
 		{
 			cfg: config.Importer{
@@ -57,11 +57,15 @@ func TestNewBuiltin(t *testing.T) {
 				Timeout: 30 * time.Second,
 			},
 			deps: Deps{HTTPClient: client},
-			want: HTTP{URL: "https://ingest.example.com/files", Headers: map[string]string{"Authorization": "Bearer x"}, Timeout: 30 * time.Second, Client: client},
+			want: HTTP{URL: "https://ingest.example.com/files", Headers: map[string]string{"Authorization": "Bearer x"}, Timeout: 30 * time.Second, PermanentStatus: config.DefaultPermanentStatus(), Client: client},
 		},
 		{
-			cfg:  config.Importer{Type: config.ImporterHTTP, URL: "https://ingest.example.com/files"},
-			want: HTTP{URL: "https://ingest.example.com/files"},
+			// An empty list stays empty (nothing is permanent), unlike nil.
+			// Without Deps.HTTPClient the importer gets its own pooled
+			// client: TestNewHTTPClient.
+			cfg:  config.Importer{Type: config.ImporterHTTP, URL: "https://ingest.example.com/files", PermanentStatus: []int{}},
+			deps: Deps{HTTPClient: client},
+			want: HTTP{URL: "https://ingest.example.com/files", PermanentStatus: []int{}, Client: client},
 		},
 	}
 	for _, tt := range tests {
@@ -102,6 +106,7 @@ func TestNewBuiltinErrors(t *testing.T) {
 		{"dir under a file", config.Importer{Type: "dir", Path: filepath.Join(file, "sub")}, "importer.path: mkdir " + file + ": not a directory"},
 		{"exec without command", config.Importer{Type: "exec"}, `importer.command: is required for importer type "exec"`},
 		{"exec with empty program", config.Importer{Type: "exec", Command: []string{""}}, `importer.command: is required for importer type "exec"`},
+		{"exec with an invalid env name", config.Importer{Type: "exec", Command: []string{"/bin/true"}, Env: map[string]string{"A=B": "c"}}, `importer.env["A=B"]: not a valid environment variable`},
 		{"http without url", config.Importer{Type: "http"}, `importer.url: is required for importer type "http"`},
 		{"no type", config.Importer{}, "importer.type: is required (registered: "},
 	}
