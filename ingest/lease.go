@@ -419,16 +419,22 @@ func (l *lease) end(ctx context.Context) error {
 
 // release deletes the lease object if it is still ours. The delete is
 // conditional on our ETag (AWS), and since MinIO ignores If-Match on
-// DeleteObject the object is read first: a lease someone took over after
-// ours expired is never deleted by us, whatever the store.
+// DeleteObject the object's ETag is checked first: a lease someone took
+// over after ours expired is never deleted by us, whatever the store.
 func (l *lease) release(ctx context.Context) error {
-	rec, etag, err := l.read(ctx)
+	l.mu.Lock()
+	etag := l.etag
+	l.mu.Unlock()
+	head, err := l.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &l.bucket, Key: &l.key})
+	err = connector.Classify(err, l.region)
 	switch {
 	case errors.Is(err, connector.ErrNotFound):
 		return nil
 	case err != nil:
 		return fmt.Errorf("release lease %s: %w", l.key, err)
-	case rec.Holder != l.holder:
+	case aws.ToString(head.ETag) != etag:
+		// Someone else's now (or, rarely, our own write whose answer was
+		// lost: it expires by itself).
 		return nil
 	}
 	for attempt := range leaseAttempts {

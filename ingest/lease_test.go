@@ -476,7 +476,7 @@ func TestLeaseRequestsOnTheWire(t *testing.T) {
 		"GET",                        // still expired
 		"PUT If-Match=" + deadETag,   // taken over
 		"PUT If-Match=" + taken,      // renewal
-		"GET",                        // release: still ours?
+		"HEAD",                       // release: still ours?
 		"DELETE If-Match=" + renewed, // 409 (injected)
 		"DELETE If-Match=" + renewed, // released
 	}

@@ -324,6 +324,9 @@ type runStatus struct {
 	Retry    int       `json:"left_for_retry"`
 	Bytes    int64     `json:"bytes"`
 	Error    string    `json:"error,omitempty"`
+	// Skipped says why the run did nothing: another process holds the
+	// connection's lease (not a failure).
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // status serves every connection's state as JSON.
@@ -348,15 +351,22 @@ func (d *daemon) status(w http.ResponseWriter, _ *http.Request) {
 				l := st.Last
 				rs := &runStatus{RunID: l.RunID, Started: l.Started.UTC(), Duration: l.Duration.Round(time.Millisecond).String(), OK: l.OK(),
 					Listed: l.Listed, Archived: l.Archived, Errored: l.Errored, Retry: l.Retry, Bytes: l.Bytes}
-				if l.Err != nil {
+				switch {
+				case l.LeaseHeld():
+					// Another process is doing the work: neither an error
+					// nor a count of waiting files (nothing was listed).
+					rs.Skipped = l.Err.Error()
+				case l.Err != nil:
 					rs.Error = l.Err.Error()
 					if cs.LastError == "" {
 						cs.LastError = rs.Error
 					}
 				}
 				cs.LastRun = rs
-				waiting := max(l.Listed-l.Archived-l.Errored-l.Vanished, 0)
-				cs.Waiting = &waiting
+				if !l.LeaseHeld() {
+					waiting := max(l.Listed-l.Archived-l.Errored-l.Vanished, 0)
+					cs.Waiting = &waiting
+				}
 			}
 		}
 		out.Connections = append(out.Connections, cs)

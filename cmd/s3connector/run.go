@@ -124,7 +124,10 @@ func newRunner(platform aws.Config, principal string, c config.Connection, m *me
 
 // runOnce runs every connection once, concurrently, and prints their
 // summaries in configuration order. Exit 0 when every listed file was
-// moved, 1 when any was left in the inbox or a listing failed.
+// moved, 1 when any was left in the inbox or a listing failed. A
+// connection whose lease another process holds (the daemon, a replica) is
+// skipped with a line saying so, and does not make the exit code 1: its
+// files are being processed there.
 func runOnce(ctx context.Context, runners []*ingest.Runner, stdout io.Writer) error {
 	sums := make([]ingest.Summary, len(runners))
 	var wg sync.WaitGroup
@@ -134,6 +137,10 @@ func runOnce(ctx context.Context, runners []*ingest.Runner, stdout io.Writer) er
 	wg.Wait()
 	ok := true
 	for _, s := range sums {
+		if s.LeaseHeld() {
+			fmt.Fprintf(stdout, "%s: skipped: %v; its files are processed there, nothing was done here (run %s)\n", s.Connection, s.Err, s.RunID)
+			continue
+		}
 		fmt.Fprintln(stdout, s)
 		ok = ok && s.OK()
 	}
