@@ -26,13 +26,41 @@
 //	s3connector_last_successful_run_timestamp_seconds  gauge      connection
 //	    Unix time the last successful run finished. Alert on
 //	    time() - s3connector_last_successful_run_timestamp_seconds.
-//	s3connector_runs_skipped_total                     counter    connection
-//	    Cron ticks skipped because the previous run of the connection was
-//	    still going; a steady rate means the schedule is too tight.
+//	s3connector_runs_skipped_total                     counter    connection, reason
+//	    Scheduled runs skipped. reason is "overlap" (the previous run of the
+//	    connection was still going; a steady rate means the schedule is too
+//	    tight) or "lease_held" (another process holds the connection's lease).
+//	s3connector_last_run_start_timestamp_seconds       gauge      connection
+//	    Unix time the last run started; a run is going while this is later
+//	    than s3connector_last_run_timestamp_seconds (a run skipped for the
+//	    lease records a start and no end).
+//	s3connector_next_run_timestamp_seconds             gauge      connection
+//	    Unix time of the next scheduled run, set by the scheduler whenever it
+//	    (re)schedules the connection and at every tick.
+//	s3connector_last_scheduled_run_timestamp_seconds   gauge      connection
+//	    Unix time of the latest scheduled run that came due, whether it ran
+//	    or was skipped. With next_run it gives the alerts the schedule's
+//	    current spacing, and tells a missed run from a quiet stretch of the
+//	    schedule (a weekend).
 //	s3connector_inbox_files                            gauge      connection
 //	    Files the last run's listing found waiting in the inbox (the backlog;
 //	    at most max_files when that is set; files younger than min_age and
 //	    those excluded by include/exclude are not counted).
+//	s3connector_files_skipped_total                    counter    connection, reason
+//	    Files a run could not read or copy at all and left in the inbox
+//	    without failing the run. reason is "sse_c" (encrypted with a
+//	    customer-provided key) or "archived_storage_class" (Glacier Flexible
+//	    Retrieval or Deep Archive).
+//	s3connector_files_skipped                          gauge      connection
+//	    Skipped files the last run found.
+//	s3connector_moves_blocked_total                    counter    connection, operation
+//	    Move steps denied by permissions, a bucket policy Deny or Object
+//	    Lock; operation is "copy" or "delete".
+//	s3connector_files_blocked                          gauge      connection
+//	    Files whose move was blocked in the last run (alert:
+//	    S3ConnectorMoveBlocked).
+//	s3connector_importer_panics_total                  counter    connection
+//	    Panics inside an importer that were recovered.
 //	s3connector_workers                                gauge      connection
 //	    Configured number of import workers.
 //	s3connector_workers_busy                           gauge      connection
@@ -51,7 +79,8 @@
 //	    (set on each successful AssumeRole).
 //	s3connector_schedule_interval_seconds              gauge      connection
 //	    Seconds between two scheduled runs (cron: between its next two
-//	    ticks); alerts compare the last successful run with twice this.
+//	    ticks, as of when the connection was scheduled). The alerts use
+//	    next_run - last_scheduled_run instead, which follows the schedule.
 //	s3connector_connection_up                          gauge      connection
 //	    1 when the connection passed validation and is scheduled, 0 while it
 //	    fails validation (retried with backoff; none of its files is touched).
@@ -64,8 +93,8 @@
 //
 // Series of a connection are created at zero by Init, so rate() and increase()
 // work from the first scrape; gauges that hold a time or a count that is not
-// known yet (timestamps, inbox files, credentials expiry) appear only once
-// they are set. Forget deletes every series of a connection that was removed
+// known yet (timestamps, inbox, skipped and blocked files, credentials
+// expiry) appear only once they are set. Forget deletes every series of a connection that was removed
 // from the configuration.
 //
 // All methods are safe for concurrent use, and a nil *Metrics records nothing,
