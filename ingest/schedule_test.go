@@ -277,3 +277,86 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, connection string
 	}
 	return 0
 }
+
+// The scheduler exports each connection's next scheduled run whenever it
+// (re)schedules it, and at every tick the run that came due, the next one
+// and the run's start: the alerts compare the last success with them.
+func TestSchedulerExportsRunTimes(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewScheduler(nil, m)
+	const weekdays = "0 9 * * 1-5"
+	if err := s.Add("weekdays", weekdays, func(context.Context, <-chan struct{}) Summary { return Summary{} }); err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan struct{}, 1)
+	often := func(context.Context, <-chan struct{}) Summary {
+		select {
+		case ran <- struct{}{}:
+		default:
+		}
+		return Summary{}
+	}
+	if err := s.Add("often", "@every 1s", often); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	s.Start()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	sched, err := Parser.Parse(weekdays)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Scheduled before Start: exported by Start, in UTC like the cron.
+	want := sched.Next(before.UTC())
+	if got := metricValue(t, reg, "s3connector_next_run_timestamp_seconds", "weekdays"); got != float64(want.Unix()) {
+		t.Errorf("weekdays next run = %v, want %v (%s)", got, want.Unix(), want)
+	}
+	if got := metricValue(t, reg, "s3connector_last_scheduled_run_timestamp_seconds", "weekdays"); got != 0 {
+		t.Errorf("weekdays last scheduled run = %v before any tick, want none", got)
+	}
+
+	// Added while running: exported at once.
+	if err := s.Add("late", weekdays, func(context.Context, <-chan struct{}) Summary { return Summary{} }); err != nil {
+		t.Fatal(err)
+	}
+	if got := metricValue(t, reg, "s3connector_next_run_timestamp_seconds", "late"); got != float64(want.Unix()) {
+		t.Errorf("late next run = %v, want %v", got, want.Unix())
+	}
+
+	// A tick: the run that came due, the next one a second later, and the
+	// run's start. Ticks go on meanwhile, so read until one tick's values
+	// are seen together.
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the @every 1s connection did not run")
+	}
+	var due, next, started float64
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		due = metricValue(t, reg, "s3connector_last_scheduled_run_timestamp_seconds", "often")
+		next = metricValue(t, reg, "s3connector_next_run_timestamp_seconds", "often")
+		started = metricValue(t, reg, "s3connector_last_run_start_timestamp_seconds", "often")
+		if next-due == 1 && started >= due {
+			break
+		}
+	}
+	if due < float64(before.Unix()) || due > float64(time.Now().Unix()) {
+		t.Errorf("often last scheduled run = %v, want between %v and now", due, before.Unix())
+	}
+	if next-due != 1 {
+		t.Errorf("often next run %v - last scheduled run %v, want 1s", next, due)
+	}
+	if started < due {
+		t.Errorf("often run started at %v, before it came due at %v", started, due)
+	}
+}
