@@ -34,12 +34,21 @@ type Options struct {
 	MultipartThreshold int64
 	// PartSize of multipart copies; 0 = archive.DefaultPartSize.
 	PartSize int64
-	// Now is the clock (archive names, min_age, reports); nil = time.Now.
+	// Now is the clock (min_age, reports, file state); nil = time.Now.
 	Now func() time.Time
+	// StuckRetry is how long a file that cannot be read or moved at all
+	// (skipped or blocked) is left out of runs before it is tried again;
+	// 0 = DefaultStuckRetry.
+	StuckRetry time.Duration
 	// Lease tunes the connection's lease (see LeaseKey); zero values are
 	// the defaults.
 	Lease LeaseOptions
 }
+
+// DefaultStuckRetry is Options.StuckRetry's default: a restored Glacier
+// object or a lifted delete block is noticed within 15 minutes, while a
+// stuck file costs at most four requests an hour.
+const DefaultStuckRetry = 15 * time.Minute
 
 // Runner runs ingestion passes over one connection: list the inbox, stream
 // each file into the importer with a pool of workers, move it to archive/
@@ -49,6 +58,7 @@ type Runner struct {
 	name, bucket, base, region string
 	workers                    int
 	maxAttempts                int
+	stuckRetry                 time.Duration
 	filter                     Filter
 	pageSize                   int32
 	s3                         *s3.Client
@@ -82,7 +92,7 @@ func NewRunner(conn *connector.Connection, o Options) (*Runner, error) {
 	}
 	r := &Runner{
 		name: c.Name, bucket: c.Bucket, base: c.BasePath, region: c.Region,
-		workers: max(c.Workers, 1), maxAttempts: c.MaxAttempts,
+		workers: max(c.Workers, 1), maxAttempts: c.MaxAttempts, stuckRetry: o.StuckRetry,
 		filter: filter, pageSize: o.PageSize,
 		s3: conn.S3(), importer: o.Importer, metrics: o.Metrics,
 		log: log.With(zap.String("connection", c.Name)), now: now,
@@ -92,9 +102,12 @@ func NewRunner(conn *connector.Connection, o Options) (*Runner, error) {
 		// One holder id per runner: its runs never overlap (Scheduler).
 		r.leaseOpts.Holder = HolderID()
 	}
+	if r.stuckRetry <= 0 {
+		r.stuckRetry = DefaultStuckRetry
+	}
 	r.mover = &archive.Mover{
 		S3: conn.S3(), Bucket: c.Bucket, BasePath: c.BasePath,
-		MultipartThreshold: o.MultipartThreshold, PartSize: o.PartSize, Now: now,
+		MultipartThreshold: o.MultipartThreshold, PartSize: o.PartSize,
 	}
 	if r.metrics != nil {
 		r.metrics.Init(c.Name)
@@ -118,6 +131,14 @@ type Summary struct {
 	// trouble and are retried next run; Vanished disappeared before they
 	// were read (moved or deleted by someone else).
 	Listed, Imported, Archived, Errored, Retry, Vanished int
+	// Skipped files cannot be read or copied at all (SSE-C, an archive
+	// storage class): they stay in the inbox, are reported, and do not
+	// fail the run. Blocked files were imported but their move is denied
+	// (a lock or a policy): they are not imported again, their move is
+	// retried, and they do not fail the run either; both have their own
+	// metrics and alerts. Each is counted once per run, whether it was
+	// tried this run or left out until its next try.
+	Skipped, Blocked int
 	// Bytes is the size of the files moved to archive/ or error/.
 	Bytes int64
 	// Err is why the run stopped early (listing failed, cancelled), if it did.
@@ -134,6 +155,12 @@ func (s Summary) String() string {
 		s.Connection, s.Listed, s.Imported, s.Archived, s.Errored, s.Retry, formatBytes(s.Bytes), s.Duration.Round(time.Millisecond), s.RunID)
 	if s.Vanished > 0 {
 		line += fmt.Sprintf(", %d vanished", s.Vanished)
+	}
+	if s.Skipped > 0 {
+		line += fmt.Sprintf(", %d skipped (cannot be read)", s.Skipped)
+	}
+	if s.Blocked > 0 {
+		line += fmt.Sprintf(", %d blocked (imported, but the move is denied)", s.Blocked)
 	}
 	if s.Err != nil {
 		line += "; stopped: " + s.Err.Error()
@@ -155,7 +182,7 @@ func formatBytes(n int64) string {
 }
 
 // NewRunID returns a fresh run id: 12 lowercase hex characters (48 random
-// bits). It names the run in logs, reports and archived file names.
+// bits). It names the run in logs and reports.
 func NewRunID() string {
 	b := make([]byte, 6)
 	rand.Read(b) // never fails (crypto/rand)
@@ -170,6 +197,8 @@ const (
 	outErrored
 	outRetry
 	outVanished
+	outSkipped
+	outBlocked
 )
 
 // Run makes one pass: it lists the inbox into a queue of at most `workers`
@@ -197,15 +226,14 @@ func (r *Runner) RunUntil(ctx context.Context, stop <-chan struct{}) Summary {
 	stop = lease.hold(ctx, stop)
 	log.Info("run started")
 
-	var attempts *attemptStore
-	if r.maxAttempts > 0 {
-		attempts = newAttemptStore(r.s3, r.bucket, r.base, r.region)
-		if err := attempts.load(ctx); err != nil {
-			// Without the counts a failing file is only retried, never
-			// given up on; that is safe, so carry on.
-			log.Warn("cannot read attempt counts; max_attempts is not enforced this run", zap.Error(err))
-			attempts = nil
-		}
+	ru := &run{r: r, id: s.RunID, log: log, s: &s}
+	ru.state = newStateStore(r.s3, r.bucket, r.base, r.region)
+	if err := ru.state.load(ctx); err != nil {
+		// Without the records a failing file is only retried, never given
+		// up on, and a file whose move is pending is imported again (at
+		// least once); that is safe, so carry on.
+		log.Warn("cannot read the file state records; max_attempts is not enforced and pending moves may import again this run", zap.Error(err))
+		ru.state = nil
 	}
 
 	// listCtx ends the listing on stop as well as on cancellation.
@@ -229,7 +257,7 @@ func (r *Runner) RunUntil(ctx context.Context, stop <-chan struct{}) Summary {
 		}()
 	}
 	queue := make(chan File, r.workers)
-	lister := &Lister{S3: r.s3, Bucket: r.bucket, BasePath: r.base, Region: r.region, Filter: r.filter, PageSize: r.pageSize}
+	lister := &Lister{S3: r.s3, Bucket: r.bucket, BasePath: r.base, Region: r.region, Filter: r.filter, PageSize: r.pageSize, Skip: ru.leaveOut}
 	var (
 		stats   ListStats
 		listErr error
@@ -253,21 +281,25 @@ func (r *Runner) RunUntil(ctx context.Context, stop <-chan struct{}) Summary {
 					mu.Unlock()
 					continue
 				}
-				out, imported, size := r.process(ctx, log, s.RunID, attempts, f)
+				res := ru.process(ctx, f)
 				mu.Lock()
-				switch out {
+				switch res.out {
 				case outArchived:
 					s.Archived++
-					s.Bytes += size
+					s.Bytes += res.bytes
 				case outErrored:
 					s.Errored++
-					s.Bytes += size
+					s.Bytes += res.bytes
 				case outRetry:
 					s.Retry++
 				case outVanished:
 					s.Vanished++
+				case outSkipped:
+					s.Skipped++
+				case outBlocked:
+					s.Blocked++
 				}
-				if imported {
+				if res.imported {
 					s.Imported++
 				}
 				mu.Unlock()
@@ -278,6 +310,8 @@ func (r *Runner) RunUntil(ctx context.Context, stop <-chan struct{}) Summary {
 	leaseErr := lease.end(ctx)
 
 	s.Listed = stats.Listed
+	s.Skipped += ru.leftOut.skipped
+	s.Blocked += ru.leftOut.blocked
 	s.Err = listErr
 	if s.Err == nil {
 		s.Err = ctx.Err()
@@ -292,11 +326,14 @@ func (r *Runner) RunUntil(ctx context.Context, stop <-chan struct{}) Summary {
 	if r.metrics != nil {
 		// The backlog the run found; a listing cut short by max_files
 		// counts only what it took.
-		r.metrics.SetWaiting(r.name, stats.Listed)
+		r.metrics.SetWaiting(r.name, stats.Listed+stats.Skipped)
+		r.metrics.SetSkipped(r.name, s.Skipped)
+		r.metrics.SetBlocked(r.name, s.Blocked)
 		r.metrics.RunFinished(r.name, s.Duration, s.OK(), r.now())
 	}
 	fields := []zap.Field{zap.Int("listed", s.Listed), zap.Int("imported", s.Imported), zap.Int("archived", s.Archived),
-		zap.Int("errored", s.Errored), zap.Int("retry", s.Retry), zap.Int64("bytes", s.Bytes), zap.Duration("duration", s.Duration)}
+		zap.Int("errored", s.Errored), zap.Int("retry", s.Retry), zap.Int("skipped", s.Skipped), zap.Int("blocked", s.Blocked),
+		zap.Int64("bytes", s.Bytes), zap.Duration("duration", s.Duration)}
 	if s.Err != nil {
 		log.Error("run stopped early", append(fields, zap.Error(s.Err))...)
 	} else {
@@ -305,16 +342,73 @@ func (r *Runner) RunUntil(ctx context.Context, stop <-chan struct{}) Summary {
 	return s
 }
 
-// process imports one file and moves it. It returns the outcome, whether
-// the importer accepted the file, and the bytes moved.
-func (r *Runner) process(ctx context.Context, runLog *zap.Logger, runID string, attempts *attemptStore, f File) (outcome, bool, int64) {
-	log := runLog.With(zap.String("key", f.Key))
+// run is the state of one pass over the inbox.
+type run struct {
+	r   *Runner
+	id  string
+	log *zap.Logger
+	s   *Summary
+	// state holds the per-file records; nil when they could not be read.
+	state *stateStore
+	// leftOut counts the files the listing left out until their next try
+	// (see leaveOut). Only the lister's goroutine writes it; it is read
+	// after the listing has ended.
+	leftOut struct{ skipped, blocked int }
+}
+
+// result is what process did with one file.
+type result struct {
+	out      outcome
+	imported bool  // the importer accepted the file this run
+	bytes    int64 // the file's size, counted when it was moved
+}
+
+// leaveOut is the lister's Skip hook: a file whose record says it cannot
+// be read or moved before a later try is left out of this run, without
+// counting toward max_files, so stuck files cannot starve the others. It
+// is still counted as skipped or blocked, so every run's summary and
+// metrics show it.
+func (ru *run) leaveOut(ctx context.Context, f File) (bool, error) {
+	if ru.state == nil {
+		return false, nil
+	}
+	rec, err := ru.state.lookup(ctx, f)
+	if err != nil {
+		ru.log.Warn("cannot read the file's state record; it is processed as new", zap.String("key", f.Key), zap.Error(err))
+		return false, nil
+	}
+	if rec == nil || !rec.stuck(ru.r.now()) {
+		return false, nil
+	}
+	if rec.Skipped != "" {
+		ru.leftOut.skipped++
+		ru.r.metrics.FileSkipped(ru.r.name, rec.Skipped)
+	} else {
+		ru.leftOut.blocked++
+	}
+	return true, nil
+}
+
+// process imports one file and moves it; a file whose import was decided
+// by an earlier run (its move failed) is only moved.
+func (ru *run) process(ctx context.Context, f File) result {
+	r := ru.r
+	log := ru.log.With(zap.String("key", f.Key))
 	if r.metrics != nil {
 		r.metrics.WorkerBusy(r.name, 1)
 		defer r.metrics.WorkerBusy(r.name, -1)
 	}
 	if ctx.Err() != nil {
-		return r.done(outRetry, f, 0), false, 0
+		return result{out: r.done(outRetry, f, 0)}
+	}
+	if ru.state != nil {
+		rec, err := ru.state.lookup(ctx, f)
+		if err != nil {
+			log.Warn("cannot read the file's state record; it is processed as new", zap.Error(err))
+		}
+		if rec != nil && rec.Verdict != "" {
+			return ru.finishMove(ctx, log, f, rec)
+		}
 	}
 
 	// 1. GET pinned to the listed ETag.
@@ -324,22 +418,23 @@ func (r *Runner) process(ctx context.Context, runLog *zap.Logger, runID string, 
 		switch {
 		case errors.Is(err, connector.ErrPreconditionFailed):
 			log.Info("file changed since it was listed; it is taken next run")
-			return r.done(outRetry, f, 0), false, 0
+			return result{out: r.done(outRetry, f, 0)}
 		case errors.Is(err, connector.ErrNotFound):
 			log.Info("file vanished before it was read")
-			return r.done(outVanished, f, 0), false, 0
+			return result{out: r.done(outVanished, f, 0)}
 		case errors.Is(err, connector.ErrSSECUnsupported):
-			log.Error("cannot read file", zap.Error(connector.ErrSSECUnsupported))
-			return r.done(outRetry, f, 0), false, 0
+			return result{out: ru.skip(ctx, log, f, metrics.SkipSSEC, err)}
+		case errors.Is(err, connector.ErrArchivedObject):
+			return result{out: ru.skip(ctx, log, f, metrics.SkipArchivedStorage, err)}
 		}
-		return r.transient(ctx, log, runID, attempts, f, nil, fmt.Errorf("read: %w", err)), false, 0
+		return result{out: ru.transient(ctx, log, f, nil, fmt.Errorf("read: %w", err))}
 	}
 	f.VersionID = aws.ToString(obj.VersionId)
 	f.ContentType = aws.ToString(obj.ContentType)
 	f.Metadata = obj.Metadata
 	src := archive.Source{
 		Bucket: r.bucket, Key: f.Key, RelKey: f.RelKey, ETag: f.ETag, VersionID: f.VersionID,
-		Size: aws.ToInt64(obj.ContentLength), Attrs: archive.AttributesFromGet(obj),
+		Modified: f.LastModified, Size: aws.ToInt64(obj.ContentLength), Attrs: archive.AttributesFromGet(obj),
 	}
 
 	// 2. Stream the body into the importer.
@@ -359,87 +454,223 @@ func (r *Runner) process(ctx context.Context, runLog *zap.Logger, runID string, 
 	}
 
 	// 3. Decide where it goes, then move.
-	var report *archive.Report
-	folder := archive.Archive
 	switch {
 	case importErr == nil:
+		return result{out: ru.move(ctx, log, f, src, verdictArchive, nil), imported: true, bytes: src.Size}
 	case IsPermanent(importErr) && ctx.Err() == nil:
-		folder = archive.Error
 		reason := importErr.Error()
 		if pe := (*PermanentError)(nil); errors.As(importErr, &pe) {
 			reason = pe.Err.Error()
 		}
-		report = r.report(runID, f, reason, 1, time.Time{})
-	default:
-		return r.transient(ctx, log, runID, attempts, f, &src, importErr), false, 0
+		return result{out: ru.move(ctx, log, f, src, verdictError, ru.report(f, reason, 1, time.Time{})), bytes: src.Size}
 	}
-	return r.move(ctx, log, runID, attempts, f, src, folder, report), importErr == nil, src.Size
+	return result{out: ru.transient(ctx, log, f, &src, importErr)}
+}
+
+// finishMove completes the move of a file an earlier run imported (or
+// rejected) but could not move: the importer is not asked again. Only the
+// delete is left when the copy exists; otherwise the file is copied again
+// (to the same name, see archive.DestKey). An archive copy that keeps
+// failing is given up on after max_attempts: the file goes to error/.
+func (ru *run) finishMove(ctx context.Context, log *zap.Logger, f File, rec *fileRecord) result {
+	r := ru.r
+	src := archive.Source{Bucket: r.bucket, Key: f.Key, RelKey: f.RelKey, ETag: f.ETag, Modified: f.LastModified, Size: f.Size}
+	if rec.Copied != "" {
+		if err := r.mover.Delete(ctx, src); err != nil {
+			return result{out: ru.moveFailed(ctx, log, f, rec.Verdict, rec.Reason, &archive.DeleteError{Key: f.Key, Copy: rec.Copied, Err: err})}
+		}
+		return result{out: ru.moved(ctx, log, f, f.Size, rec.Verdict, rec.Copied, rec.Reason), bytes: f.Size}
+	}
+	// The copy keeps the source's encryption and storage class: read them
+	// (and the version) again, pinned to the imported ETag.
+	head, err := r.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &r.bucket, Key: aws.String(f.Key), IfMatch: aws.String(f.ETag)})
+	if err != nil {
+		err = connector.Classify(err, r.region)
+		switch {
+		case errors.Is(err, connector.ErrPreconditionFailed):
+			log.Info("file changed since it was imported; the new version is taken next run")
+			return result{out: r.done(outRetry, f, 0)}
+		case errors.Is(err, connector.ErrNotFound):
+			log.Info("file vanished before its move was finished")
+			return result{out: r.done(outVanished, f, 0)}
+		}
+		log.Warn("cannot finish the move of an imported file; it is tried again next run", zap.Error(err))
+		return result{out: r.done(outRetry, f, 0)}
+	}
+	f.VersionID = aws.ToString(head.VersionId)
+	src.VersionID, src.Attrs = f.VersionID, archive.AttributesFromHead(head)
+	verdict, reason, attempts := rec.Verdict, rec.Reason, max(rec.Attempts, 1)
+	if verdict == verdictArchive && r.maxAttempts > 0 && rec.Attempts >= r.maxAttempts {
+		verdict = verdictError
+		reason = fmt.Sprintf("imported, but archiving it failed %d times (max_attempts %d); last error: %s", rec.Attempts, r.maxAttempts, rec.LastError)
+	}
+	var report *archive.Report
+	if verdict == verdictError {
+		report = ru.report(f, reason, attempts, rec.First)
+	}
+	return result{out: ru.move(ctx, log, f, src, verdict, report), bytes: src.Size}
+}
+
+// skip leaves a file that cannot be read at all (SSE-C, an archive storage
+// class) in the inbox, reported but without failing the run, and records
+// it so that the next runs leave it out until its next try.
+func (ru *run) skip(ctx context.Context, log *zap.Logger, f File, reason string, cause error) outcome {
+	r := ru.r
+	next := r.now().Add(r.stuckRetry)
+	log.Warn("file cannot be read; it stays in the inbox and is tried again later",
+		zap.String("reason", reason), zap.Time("next_try", next), zap.Error(cause))
+	r.metrics.FileSkipped(r.name, reason)
+	if ru.state != nil {
+		if _, err := ru.state.update(ctx, f, func(rec *fileRecord) {
+			rec.Skipped, rec.NextTry, rec.Last, rec.LastError = reason, next, r.now().UTC(), cause.Error()
+		}); err != nil {
+			log.Warn("cannot record the skipped file", zap.Error(err))
+		}
+	}
+	return outSkipped
 }
 
 // transient handles a transient failure: the file stays in the inbox,
 // unless max_attempts is reached, then it goes to error/ with a report.
-func (r *Runner) transient(ctx context.Context, log *zap.Logger, runID string, attempts *attemptStore, f File, src *archive.Source, cause error) outcome {
+func (ru *run) transient(ctx context.Context, log *zap.Logger, f File, src *archive.Source, cause error) outcome {
+	r := ru.r
 	if ctx.Err() != nil {
 		log.Info("file left in the inbox: run cancelled", zap.Error(cause))
 		return r.done(outRetry, f, 0)
 	}
-	if attempts == nil {
+	if ru.state == nil || r.maxAttempts <= 0 {
 		log.Warn("file left in the inbox for the next run", zap.Error(cause))
 		return r.done(outRetry, f, 0)
 	}
-	n, first, err := attempts.fail(ctx, f, r.now(), cause)
+	rec, err := ru.state.fail(ctx, f, r.now(), cause, nil)
 	if err != nil {
 		log.Warn("cannot record the failed attempt", zap.Error(err))
 	}
-	if n < r.maxAttempts || src == nil {
+	if rec.Attempts < r.maxAttempts || src == nil {
 		// A file we could not even read cannot be copied to error/.
-		log.Warn("file left in the inbox for the next run", zap.Error(cause), zap.Int("attempts", n))
+		log.Warn("file left in the inbox for the next run", zap.Error(cause), zap.Int("attempts", rec.Attempts))
 		return r.done(outRetry, f, 0)
 	}
-	reason := fmt.Sprintf("gave up after %d attempts (max_attempts %d); last error: %v", n, r.maxAttempts, cause)
-	return r.move(ctx, log, runID, attempts, f, *src, archive.Error, r.report(runID, f, reason, n, first))
+	reason := fmt.Sprintf("gave up after %d attempts (max_attempts %d); last error: %v", rec.Attempts, r.maxAttempts, cause)
+	return ru.move(ctx, log, f, *src, verdictError, ru.report(f, reason, rec.Attempts, rec.First))
 }
 
-func (r *Runner) report(runID string, f File, reason string, attempts int, first time.Time) *archive.Report {
+func (ru *run) report(f File, reason string, attempts int, first time.Time) *archive.Report {
+	r := ru.r
 	return &archive.Report{
-		Reason: reason, Attempts: attempts, Connection: r.name, RunID: runID,
+		Reason: reason, Attempts: attempts, Connection: r.name, RunID: ru.id,
 		Bucket: r.bucket, Key: f.Key, ETag: f.ETag, VersionID: f.VersionID, Size: f.Size,
 		Modified: f.LastModified, FirstSeen: first, FailedAt: r.now().UTC(),
 	}
 }
 
-func (r *Runner) move(ctx context.Context, log *zap.Logger, runID string, attempts *attemptStore, f File, src archive.Source, folder archive.Folder, report *archive.Report) outcome {
-	res, err := r.mover.Move(ctx, src, folder, runID, report)
+func folderOf(verdict string) archive.Folder {
+	if verdict == verdictError {
+		return archive.Error
+	}
+	return archive.Archive
+}
+
+// move moves src to the folder of verdict (error/ with report).
+func (ru *run) move(ctx context.Context, log *zap.Logger, f File, src archive.Source, verdict string, report *archive.Report) outcome {
+	res, err := ru.r.mover.Move(ctx, src, folderOf(verdict), report)
+	reason := ""
+	if report != nil {
+		reason = report.Reason
+	}
 	if err != nil {
-		var de *archive.DeleteError
-		switch {
-		case errors.As(err, &de):
-			log.Warn("copied but could not delete the original; it is imported again next run", zap.String("copy", de.Copy), zap.Error(err))
-		case errors.Is(connector.Classify(err, r.region), connector.ErrPreconditionFailed):
-			log.Info("file changed while it was imported; the new version is taken next run")
-		case errors.Is(err, context.Canceled):
-			log.Info("file left in the inbox: run cancelled before its move")
-		default:
-			log.Warn("move failed; the file stays in the inbox for the next run", zap.Error(err))
+		return ru.moveFailed(ctx, log, f, verdict, reason, err)
+	}
+	return ru.moved(ctx, log, f, src.Size, verdict, res.Key, reason)
+}
+
+// moved records a file that has left the inbox.
+func (ru *run) moved(ctx context.Context, log *zap.Logger, f File, size int64, verdict, dest, reason string) outcome {
+	if ru.state != nil {
+		if err := ru.state.clear(ctx, f); err != nil {
+			log.Warn("cannot clear the file's state record", zap.Error(err))
 		}
+	}
+	if verdict == verdictError {
+		log.Warn("file moved to error/", zap.String("to", dest), zap.String("reason", reason))
+		return ru.r.done(outErrored, f, size)
+	}
+	log.Debug("file archived", zap.String("to", dest), zap.Int64("bytes", size))
+	return ru.r.done(outArchived, f, size)
+}
+
+// Advice for a blocked move step, logged with it.
+const (
+	adviceCopyBlocked   = "copying the file within the bucket was denied: the role's permissions policy must allow s3:GetObject, s3:GetObjectVersion and s3:GetObjectTagging on the inbox and s3:PutObject and s3:PutObjectTagging on archive/ and error/ (regenerate it with `s3connector policy`), and no bucket policy may deny them; SSE-KMS buckets also need the key policy statement"
+	adviceDeleteBlocked = "the file was imported and copied, but deleting the original was denied; it is not imported again, only the delete is retried. Check for a bucket policy that denies s3:DeleteObject, the role's permissions policy (s3:DeleteObject and s3:GetObject on the base path), and Object Lock: a delete without a version id (what the connector sends) only adds a delete marker, which retention and legal holds allow, but a bucket policy may still forbid it"
+)
+
+// moveFailed handles a move that did not complete after the importer's
+// verdict. The verdict is recorded so the file is not imported again: the
+// next run only moves it (finishMove). A step denied by permissions or a
+// lock is a connection-level problem: the file is blocked, counted in its
+// metric, logged with advice, and tried again after stuck_retry.
+func (ru *run) moveFailed(ctx context.Context, log *zap.Logger, f File, verdict, reason string, err error) outcome {
+	r := ru.r
+	var de *archive.DeleteError
+	isDelete := errors.As(err, &de)
+	cause := connector.Classify(err, r.region)
+	switch {
+	case errors.Is(cause, connector.ErrPreconditionFailed) && isDelete:
+		// The imported version is safely copied; a newer one replaced it
+		// in the inbox meanwhile, and stays there for the next run (I3).
+		log.Info("file changed while it was moved; the imported version is archived and the new one is taken next run", zap.String("copy", de.Copy))
+		return ru.moved(ctx, log, f, f.Size, verdict, de.Copy, reason)
+	case errors.Is(cause, connector.ErrPreconditionFailed):
+		log.Info("file changed while it was imported; the new version is taken next run")
+		return r.done(outRetry, f, 0)
+	case !isDelete && errors.Is(err, context.Canceled):
+		log.Info("file left in the inbox: run cancelled before its move")
 		return r.done(outRetry, f, 0)
 	}
-	if attempts != nil {
-		if err := attempts.clear(ctx, f); err != nil {
-			log.Warn("cannot clear the attempt count", zap.Error(err))
+	op, advice := metrics.OpCopy, adviceCopyBlocked
+	if isDelete {
+		op, advice = metrics.OpDelete, adviceDeleteBlocked
+	}
+	blocked := errors.Is(cause, connector.ErrAccessDenied)
+	now := r.now()
+	if ru.state != nil {
+		// Recorded even when the run is being cancelled.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		_, rerr := ru.state.fail(rctx, f, now, err, func(rec *fileRecord) {
+			rec.Verdict, rec.Reason, rec.Blocked = verdict, reason, ""
+			if isDelete {
+				rec.Copied = de.Copy
+			}
+			if blocked {
+				rec.Blocked, rec.NextTry = op, now.Add(r.stuckRetry)
+			}
+		})
+		cancel()
+		if rerr != nil {
+			log.Warn("cannot record the pending move; the file may be imported again next run", zap.Error(rerr))
 		}
 	}
-	if folder == archive.Error {
-		log.Warn("file moved to error/", zap.String("to", res.Key), zap.String("reason", report.Reason))
-		return r.done(outErrored, f, src.Size)
+	if blocked {
+		r.metrics.MoveBlocked(r.name, op)
+		log.Error("move blocked: "+advice, zap.String("operation", op), zap.Error(err))
+		return outBlocked
 	}
-	log.Debug("file archived", zap.String("to", res.Key), zap.Int64("bytes", src.Size))
-	return r.done(outArchived, f, src.Size)
+	if isDelete {
+		log.Warn("copied but could not delete the original; only the delete is retried next run", zap.String("copy", de.Copy), zap.Error(err))
+	} else {
+		log.Warn("move failed; the file stays in the inbox and only its move is retried next run", zap.Error(err))
+	}
+	return r.done(outRetry, f, 0)
 }
+
+// recordTimeout bounds writing a file's state record after its move failed.
+const recordTimeout = 30 * time.Second
 
 // done records a file's outcome in the metrics.
 func (r *Runner) done(o outcome, f File, bytes int64) outcome {
-	if r.metrics == nil || o == outVanished {
+	if r.metrics == nil || o == outVanished || o == outSkipped || o == outBlocked {
+		// Skipped and blocked files have metrics of their own.
 		return o
 	}
 	label := metrics.OutcomeRetry

@@ -40,6 +40,14 @@ var userSeq atomic.Int64
 // at a proxy in front of srv; "" means srv itself.
 func testConnection(t testing.TB, srv *miniotest.Server, bucket, base, endpoint string, edit func(*config.Connection)) *connector.Connection {
 	t.Helper()
+	return testConnectionWith(t, srv, bucket, base, endpoint, edit)
+}
+
+// testConnectionWith is testConnection whose platform user's policy also
+// holds the extra statements (a Deny, say, as a bucket policy or an
+// Object Lock would refuse a step).
+func testConnectionWith(t testing.TB, srv *miniotest.Server, bucket, base, endpoint string, edit func(*config.Connection), extra ...connector.PolicyStatement) *connector.Connection {
+	t.Helper()
 	if endpoint == "" {
 		endpoint = srv.Endpoint
 	}
@@ -52,7 +60,9 @@ func testConnection(t testing.TB, srv *miniotest.Server, bucket, base, endpoint 
 	if edit != nil {
 		edit(&c)
 	}
-	policy, err := json.Marshal(connector.PermissionsPolicyFor(c))
+	doc := connector.PermissionsPolicyFor(c)
+	doc.Statement = append(doc.Statement, extra...)
+	policy, err := json.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -573,11 +583,9 @@ func TestRunRetriesSlowDown(t *testing.T) {
 	}
 }
 
-// On a versioned bucket the delete names the imported version, under the
-// generated policy alone: no version and no delete marker of the inbox key
-// stays behind, and the archived copy is complete. (MinIO allows a
-// versioned delete under s3:DeleteObject alone; AWS requires
-// s3:DeleteObjectVersion, which the policy grants and TestPolicy* checks.)
+// On a versioned bucket, under the generated policy alone, the move copies
+// the imported version and hides it behind a delete marker: the version
+// stays in the bucket's history and nothing is imported again (I11).
 func TestRunVersionedBucket(t *testing.T) {
 	srv := needMinIO(t)
 	bucket := minioBucket(t, srv)
@@ -587,23 +595,43 @@ func TestRunVersionedBucket(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	put(t, srv, bucket, "in/v.csv", []byte("versioned content"))
-	r, err := NewRunner(testConnection(t, srv, bucket, "in/", "", nil), Options{Importer: Discard{}})
+	// Two uploads before a run: only the current one is imported, and the
+	// older one never comes back (measured before the fix: "tuesday",
+	// then "monday" on the next run).
+	put(t, srv, bucket, "in/day.csv", []byte("monday"))
+	put(t, srv, bucket, "in/day.csv", []byte("tuesday"))
+	var mu sync.Mutex
+	var imported []string
+	imp := importerFunc(func(_ context.Context, f File, body io.Reader) error {
+		b, err := io.ReadAll(body)
+		mu.Lock()
+		imported = append(imported, string(b))
+		mu.Unlock()
+		return err
+	})
+	r, err := NewRunner(testConnection(t, srv, bucket, "in/", "", nil), Options{Importer: imp})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := r.Run(t.Context()); s.Archived != 1 || !s.OK() {
-		t.Fatalf("summary %+v", s)
+	for run := 1; run <= 3; run++ {
+		s := r.Run(t.Context())
+		if !s.OK() || (run == 1 && s.Archived != 1) || (run > 1 && s.Listed != 0) {
+			t.Fatalf("run %d: %+v", run, s)
+		}
 	}
-	versions, err := srv.Root().ListObjectVersions(context.Background(), &s3.ListObjectVersionsInput{Bucket: aws.String(bucket), Prefix: aws.String("in/v.csv")})
+	if !slices.Equal(imported, []string{"tuesday"}) {
+		t.Errorf("imported %q, want only the current version, once", imported)
+	}
+	versions, err := srv.Root().ListObjectVersions(context.Background(), &s3.ListObjectVersionsInput{Bucket: aws.String(bucket), Prefix: aws.String("in/day.csv")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(versions.Versions) != 0 || len(versions.DeleteMarkers) != 0 {
-		t.Errorf("inbox key keeps %d versions and %d delete markers", len(versions.Versions), len(versions.DeleteMarkers))
+	if len(versions.Versions) != 2 || len(versions.DeleteMarkers) != 1 || !aws.ToBool(versions.DeleteMarkers[0].IsLatest) {
+		t.Errorf("inbox key has %d versions and %d delete markers, want both versions under one delete marker",
+			len(versions.Versions), len(versions.DeleteMarkers))
 	}
 	got := keys(t, srv, bucket, "in/archive/")
-	if len(got) != 1 || string(body(t, srv, bucket, got[0])) != "versioned content" {
+	if len(got) != 1 || string(body(t, srv, bucket, got[0])) != "tuesday" {
 		t.Errorf("archive/ holds %v", got)
 	}
 }

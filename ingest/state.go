@@ -20,44 +20,77 @@ import (
 	"github.com/s3connector/s3connector/connector"
 )
 
-// AttemptsFolder holds the transient-failure counts of max_attempts, under
-// the connection's base path. It lives under error/, which the lister
-// skips, and inside the prefix the generated IAM policy grants, so counts
-// survive restarts and `run --once` without any local state.
+// AttemptsFolder holds the per-file state records under the connection's
+// base path: transient-failure counts (max_attempts), imports whose move is
+// pending, and files that cannot be read or moved at all. It lives under
+// error/, which the lister skips, and inside the prefix the generated IAM
+// policy grants, so the state survives restarts and `run --once` without
+// any local storage.
 const AttemptsFolder = connector.ErrorFolder + ".s3connector/attempts/"
 
-// attemptRecord is one file's count; it applies to one ETag only: a new
-// upload under the same key starts again from zero.
-type attemptRecord struct {
-	ETag      string    `json:"etag"`
-	Attempts  int       `json:"attempts"`
-	First     time.Time `json:"first_failure"`
-	Last      time.Time `json:"last_failure"`
-	LastError string    `json:"last_error"`
+// Verdicts of a record whose move is pending.
+const (
+	verdictArchive = "archive"
+	verdictError   = "error"
+)
+
+// fileRecord is the state of one version of one inbox file, kept only
+// while that version needs one: a record applies to its ETag alone, so a
+// new upload under the same key starts afresh.
+type fileRecord struct {
+	ETag string `json:"etag"`
+	// Attempts counts failed attempts (imports or moves) toward
+	// max_attempts; First, Last and LastError describe them.
+	Attempts  int       `json:"attempts,omitempty"`
+	First     time.Time `json:"first_failure,omitzero"`
+	Last      time.Time `json:"last_failure,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+	// Verdict is set once the importer has decided (archive or error):
+	// the version is never imported again, only its move is retried.
+	// Reason is the error/ report's reason.
+	Verdict string `json:"verdict,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	// Copied is the destination key once the copy exists: only the
+	// delete is left.
+	Copied string `json:"copied,omitempty"`
+	// Skipped (a metrics.Skip* reason) marks a version that cannot be read
+	// or copied at all; Blocked (metrics.OpCopy or OpDelete) a move step
+	// denied by permissions or a lock. Either way the file is not tried
+	// again before NextTry.
+	Skipped string    `json:"skipped,omitempty"`
+	Blocked string    `json:"blocked,omitempty"`
+	NextTry time.Time `json:"next_try,omitzero"`
 }
 
-// attemptStore keeps counts as small JSON objects
+// stuck reports whether the record keeps its file out of runs until NextTry.
+func (r *fileRecord) stuck(now time.Time) bool {
+	return (r.Skipped != "" || r.Blocked != "") && now.Before(r.NextTry)
+}
+
+// stateStore keeps records as small JSON objects
 // <base>error/.s3connector/attempts/<relative key>.json (a hash for keys
-// too long for that, see name). One listing at
-// the start of a run tells which files have a count, so files without one
-// (nearly all) cost no extra request.
-type attemptStore struct {
+// too long for that, see name). One listing at the start of a run tells
+// which files have a record, so files without one (nearly all) cost no
+// extra request; a record is read at most once per run.
+type stateStore struct {
 	s3                     *s3.Client
 	bucket, prefix, region string
 
 	mu    sync.Mutex
-	known map[string]bool // record names (see name) that exist
+	known map[string]bool        // record names (see name) that exist
+	cache map[string]*fileRecord // records read or written this run
 }
 
-func newAttemptStore(client *s3.Client, bucket, base, region string) *attemptStore {
-	return &attemptStore{s3: client, bucket: bucket, prefix: base + AttemptsFolder, region: region, known: map[string]bool{}}
+func newStateStore(client *s3.Client, bucket, base, region string) *stateStore {
+	return &stateStore{s3: client, bucket: bucket, prefix: base + AttemptsFolder, region: region,
+		known: map[string]bool{}, cache: map[string]*fileRecord{}}
 }
 
-func (a *attemptStore) key(relKey string) string { return a.prefix + a.name(relKey) + ".json" }
+func (a *stateStore) key(relKey string) string { return a.prefix + a.name(relKey) + ".json" }
 
 // name is the record name of a relative key: the key itself, or, when the
 // record's key would pass S3's key limit, "~long/" and the key's SHA-256.
-func (a *attemptStore) name(relKey string) string {
+func (a *stateStore) name(relKey string) string {
 	if len(a.prefix)+len(relKey)+len(".json") <= archive.MaxKeyLength {
 		return relKey
 	}
@@ -65,17 +98,17 @@ func (a *attemptStore) name(relKey string) string {
 	return "~long/" + hex.EncodeToString(sum[:])
 }
 
-func (a *attemptStore) load(ctx context.Context) error {
+func (a *stateStore) load(ctx context.Context) error {
 	p := s3.NewListObjectsV2Paginator(a.s3, &s3.ListObjectsV2Input{Bucket: &a.bucket, Prefix: &a.prefix, EncodingType: connector.ListEncoding})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return fmt.Errorf("list attempt counts under %s: %w", a.prefix, connector.Classify(err, a.region))
+			return fmt.Errorf("list file state under %s: %w", a.prefix, connector.Classify(err, a.region))
 		}
 		for _, o := range page.Contents {
 			key, err := connector.ListedKey(page.EncodingType, aws.ToString(o.Key))
 			if err != nil {
-				return fmt.Errorf("list attempt counts under %s: %w", a.prefix, err)
+				return fmt.Errorf("list file state under %s: %w", a.prefix, err)
 			}
 			name, ok := strings.CutSuffix(strings.TrimPrefix(key, a.prefix), ".json")
 			if ok {
@@ -86,74 +119,110 @@ func (a *attemptStore) load(ctx context.Context) error {
 	return nil
 }
 
-func (a *attemptStore) has(rel string) bool {
+// lookup returns f's record when it has one for f's ETag, else nil.
+func (a *stateStore) lookup(ctx context.Context, f File) (*fileRecord, error) {
+	name := a.name(f.RelKey)
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.known[a.name(rel)]
+	known, rec := a.known[name], a.cache[name]
+	a.mu.Unlock()
+	if !known {
+		return nil, nil
+	}
+	if rec == nil {
+		var err error
+		if rec, err = a.get(ctx, f.RelKey); err != nil {
+			return nil, err
+		}
+		a.mu.Lock()
+		a.cache[name] = rec
+		a.mu.Unlock()
+	}
+	if rec.ETag != f.ETag {
+		return nil, nil
+	}
+	c := *rec
+	return &c, nil
 }
 
-// fail counts one more failed attempt of f and returns the count and the
-// time of the first failure.
-func (a *attemptStore) fail(ctx context.Context, f File, now time.Time, cause error) (int, time.Time, error) {
-	rec := attemptRecord{ETag: f.ETag, First: now.UTC()}
-	if a.has(f.RelKey) {
-		old, err := a.get(ctx, f.RelKey)
-		if err != nil {
-			return 1, rec.First, err
-		}
-		if old.ETag == f.ETag {
-			rec = old
-		}
+// update applies change to f's record (a fresh one when f has none for its
+// ETag) and writes it.
+func (a *stateStore) update(ctx context.Context, f File, change func(*fileRecord)) (fileRecord, error) {
+	rec, err := a.lookup(ctx, f)
+	if err != nil {
+		rec = nil // unreadable: start again rather than block the file
 	}
-	rec.Attempts++
-	rec.Last = now.UTC()
-	rec.LastError = cause.Error()
+	if rec == nil {
+		rec = &fileRecord{ETag: f.ETag}
+	}
+	change(rec)
 	body, _ := json.Marshal(rec)
-	_, err := a.s3.PutObject(ctx, &s3.PutObjectInput{
+	_, err = a.s3.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: &a.bucket, Key: aws.String(a.key(f.RelKey)),
 		Body: bytes.NewReader(body), ContentType: aws.String("application/json"),
 	})
 	if err != nil {
-		return rec.Attempts, rec.First, fmt.Errorf("record attempt: %w", connector.Classify(err, a.region))
+		return *rec, fmt.Errorf("record file state: %w", connector.Classify(err, a.region))
 	}
+	name := a.name(f.RelKey)
 	a.mu.Lock()
-	a.known[a.name(f.RelKey)] = true
+	a.known[name] = true
+	a.cache[name] = rec
 	a.mu.Unlock()
-	return rec.Attempts, rec.First, nil
+	return *rec, nil
 }
 
-func (a *attemptStore) get(ctx context.Context, rel string) (attemptRecord, error) {
-	var rec attemptRecord
+// fail counts one more failed attempt of f and returns the record.
+func (a *stateStore) fail(ctx context.Context, f File, now time.Time, cause error, change func(*fileRecord)) (fileRecord, error) {
+	return a.update(ctx, f, func(r *fileRecord) {
+		if r.Attempts == 0 {
+			r.First = now.UTC()
+		}
+		r.Attempts++
+		r.Last = now.UTC()
+		r.LastError = cause.Error()
+		if change != nil {
+			change(r)
+		}
+	})
+}
+
+func (a *stateStore) get(ctx context.Context, rel string) (*fileRecord, error) {
+	rec := &fileRecord{}
 	out, err := a.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &a.bucket, Key: aws.String(a.key(rel))})
 	if err != nil {
 		if errors.Is(connector.Classify(err, a.region), connector.ErrNotFound) {
 			return rec, nil
 		}
-		return rec, fmt.Errorf("read attempt count: %w", connector.Classify(err, a.region))
+		return nil, fmt.Errorf("read file state: %w", connector.Classify(err, a.region))
 	}
 	defer out.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(out.Body, 64<<10))
 	if err != nil {
-		return rec, err
+		return nil, fmt.Errorf("read file state: %w", err)
 	}
-	if err := json.Unmarshal(raw, &rec); err != nil {
+	if err := json.Unmarshal(raw, rec); err != nil {
 		// A damaged record counts from zero again; never block the file.
-		return attemptRecord{}, nil
+		return &fileRecord{}, nil
 	}
 	return rec, nil
 }
 
-// clear forgets f's count once the file has been moved.
-func (a *attemptStore) clear(ctx context.Context, f File) error {
-	if !a.has(f.RelKey) {
+// clear forgets f's record once the file has left the inbox.
+func (a *stateStore) clear(ctx context.Context, f File) error {
+	name := a.name(f.RelKey)
+	a.mu.Lock()
+	known := a.known[name]
+	a.mu.Unlock()
+	if !known {
 		return nil
 	}
 	_, err := a.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &a.bucket, Key: aws.String(a.key(f.RelKey))})
 	if err != nil {
-		return fmt.Errorf("clear attempt count: %w", connector.Classify(err, a.region))
+		return fmt.Errorf("clear file state: %w", connector.Classify(err, a.region))
 	}
 	a.mu.Lock()
-	delete(a.known, a.name(f.RelKey))
+	delete(a.known, name)
+	delete(a.cache, name)
 	a.mu.Unlock()
 	return nil
 }
