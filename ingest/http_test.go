@@ -35,7 +35,7 @@ func TestHTTP(t *testing.T) {
 	}{
 		{status: 200},
 		{status: 204},
-		{status: 400, wantErr: true, wantPermanent: true, wantText: "rejects the file's content: nope"},
+		{status: 400, wantErr: true, wantPermanent: true, wantText: "400 Bad Request, a rejection of the file's content (importer.permanent_status): nope"},
 		{status: 413, wantErr: true, wantPermanent: true},
 		{status: 415, wantErr: true, wantPermanent: true},
 		{status: 422, wantErr: true, wantPermanent: true},
