@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/bmatcuk/doublestar/v4"
 
@@ -83,19 +82,25 @@ func matchAny(patterns []string, name string) bool {
 
 // ListStats counts what one listing saw.
 type ListStats struct {
-	Pages int // ListObjectsV2 pages fetched
+	// Pages is the number of ListObjectsV2 pages fetched (one per LIST
+	// request answered), at the base level and in its subfolders.
+	Pages int
 	Seen  int // every key S3 returned, skipped or not
 	// Listed files were sent to out.
 	Listed int
 	// Filtered files were skipped by Include, Exclude or MinAge; folder
-	// markers and keys under archive/ and error/ are not counted.
+	// markers are not counted (nor archive/ and error/, which are not read).
 	Filtered int
-	Bytes    int64 // sum of the listed files' sizes
+	// Skipped files passed the filter but Lister.Skip declined them.
+	Skipped int
+	Bytes   int64 // sum of the listed files' sizes
 }
 
 // Lister streams the inbox of one connection: every object under BasePath
 // except folder markers (keys ending in "/") and the processed files under
-// <BasePath>archive/ and <BasePath>error/.
+// <BasePath>archive/ and <BasePath>error/, which it never reads
+// (connector.InboxListing): a run costs the same LIST requests however many
+// files the connection has archived.
 type Lister struct {
 	S3     s3.ListObjectsV2APIClient
 	Bucket string
@@ -108,13 +113,21 @@ type Lister struct {
 	Region   string
 	Filter   Filter
 	PageSize int32 // MaxKeys per page; 0 = the S3 default (1000)
+	// Skip, if set, is asked about every file the Filter takes, before it
+	// is sent. A file for which it returns true is not sent, is counted in
+	// ListStats.Skipped and does not count toward Filter.MaxFiles, so files
+	// that cannot be processed at the start of the listing do not starve
+	// the files after them. An error from Skip ends the listing with that
+	// error. It is called from List's goroutine, one file at a time.
+	Skip func(ctx context.Context, f File) (bool, error)
 }
 
 // List sends every inbox file to out, page by page as ListObjectsV2 returns
 // them, and returns when the listing ends, Filter.MaxFiles files were sent,
 // or ctx is done (then with ctx.Err(), sending nothing more). It never holds
-// more than one page in memory: a slow consumer blocks the listing, out being
-// the bounded queue. It does not close out.
+// more than two pages in memory (a base-level page and a subfolder's): a
+// slow consumer blocks the listing, out being the bounded queue. It does
+// not close out.
 //
 // Files carry Bucket, Key, RelKey, Size, ETag (as S3 returns it, with
 // quotes), LastModified and IdempotencyKey (from the ETag: a listing has no
@@ -127,9 +140,6 @@ type Lister struct {
 func (l *Lister) List(ctx context.Context, out chan<- File) (ListStats, error) {
 	var st ListStats
 	base := l.BasePath
-	if base != "" && !strings.HasSuffix(base, "/") {
-		return st, fmt.Errorf("list s3://%s/%s: base path must be empty or end in \"/\"", l.Bucket, base)
-	}
 	if err := l.Filter.validate(); err != nil {
 		return st, fmt.Errorf("list s3://%s/%s: %w", l.Bucket, base, err)
 	}
@@ -140,70 +150,52 @@ func (l *Lister) List(ctx context.Context, out chan<- File) (ListStats, error) {
 	// One cutoff per listing, so a long listing does not take files that
 	// were too young when it started.
 	cutoff := now().Add(-l.Filter.MinAge)
-	archive, errDir := base+connector.ArchiveFolder, base+connector.ErrorFolder
 
-	in := &s3.ListObjectsV2Input{Bucket: aws.String(l.Bucket), Prefix: aws.String(base), EncodingType: connector.ListEncoding}
-	if l.PageSize > 0 {
-		in.MaxKeys = aws.Int32(l.PageSize)
-	}
-	p := s3.NewListObjectsV2Paginator(l.S3, in)
-	for p.HasMorePages() {
-		if err := ctx.Err(); err != nil {
-			return st, err
+	inbox := connector.InboxListing{S3: l.S3, Bucket: l.Bucket, BasePath: base, Region: l.Region, PageSize: l.PageSize}
+	ist, err := inbox.Walk(ctx, func(o connector.InboxObject) error {
+		rel := o.Key[len(base):]
+		if !l.Filter.selects(rel) || (l.Filter.MinAge > 0 && o.LastModified.After(cutoff)) {
+			st.Filtered++
+			return nil
 		}
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			if ctxErr := ctx.Err(); ctxErr != nil {
-				return st, ctxErr
-			}
-			return st, fmt.Errorf("list s3://%s/%s: %w", l.Bucket, base, connector.Classify(err, l.Region))
+		f := File{
+			Bucket:         l.Bucket,
+			Key:            o.Key,
+			RelKey:         rel,
+			Size:           o.Size,
+			ETag:           o.ETag,
+			LastModified:   o.LastModified,
+			IdempotencyKey: IdempotencyKey(l.Bucket, o.Key, o.ETag, ""),
 		}
-		st.Pages++
-		for _, o := range page.Contents {
-			st.Seen++
-			key, err := connector.ListedKey(page.EncodingType, aws.ToString(o.Key))
+		if l.Skip != nil {
+			skip, err := l.Skip(ctx, f)
 			if err != nil {
-				return st, fmt.Errorf("list s3://%s/%s: %w", l.Bucket, base, err)
+				return err
 			}
-			// The prefix check guards I8 against a server that ignores Prefix.
-			if !strings.HasPrefix(key, base) || strings.HasSuffix(key, "/") ||
-				strings.HasPrefix(key, archive) || strings.HasPrefix(key, errDir) {
-				continue
-			}
-			rel := key[len(base):]
-			modified := aws.ToTime(o.LastModified)
-			if !l.Filter.selects(rel) || (l.Filter.MinAge > 0 && modified.After(cutoff)) {
-				st.Filtered++
-				continue
-			}
-			etag := aws.ToString(o.ETag)
-			f := File{
-				Bucket:         l.Bucket,
-				Key:            key,
-				RelKey:         rel,
-				Size:           aws.ToInt64(o.Size),
-				ETag:           etag,
-				LastModified:   modified,
-				IdempotencyKey: IdempotencyKey(l.Bucket, key, etag, ""),
-			}
-			// Checked first because select picks at random among ready cases:
-			// once ctx is done, nothing more is sent.
-			if err := ctx.Err(); err != nil {
-				return st, err
-			}
-			select {
-			case out <- f:
-			case <-ctx.Done():
-				return st, ctx.Err()
-			}
-			st.Listed++
-			st.Bytes += f.Size
-			if l.Filter.MaxFiles > 0 && st.Listed >= l.Filter.MaxFiles {
-				return st, nil
+			if skip {
+				st.Skipped++
+				return nil
 			}
 		}
-	}
-	return st, nil
+		// Checked first because select picks at random among ready cases:
+		// once ctx is done, nothing more is sent.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		select {
+		case out <- f:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		st.Listed++
+		st.Bytes += f.Size
+		if l.Filter.MaxFiles > 0 && st.Listed >= l.Filter.MaxFiles {
+			return connector.ErrStopWalk
+		}
+		return nil
+	})
+	st.Pages, st.Seen = ist.Pages, ist.Seen
+	return st, err
 }
 
 // IdempotencyKey returns the stable key for one version of one object, which

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/s3connector/s3connector/connector"
 )
@@ -84,8 +86,10 @@ func TestListManyPagesNested(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st != (ListStats{Pages: 4, Seen: 350, Listed: 350, Bytes: wantBytes}) {
-		t.Errorf("stats = %+v, want 4 pages, 350 seen and listed, %d bytes", st, wantBytes)
+	// One base-level page (35 files and 3 folders), then each folder of
+	// 105 files in 2 pages.
+	if st != (ListStats{Pages: 7, Seen: 350, Listed: 350, Bytes: wantBytes}) {
+		t.Errorf("stats = %+v, want 7 pages, 350 seen and listed, %d bytes", st, wantBytes)
 	}
 	seen := map[string]bool{}
 	for _, f := range files {
@@ -162,8 +166,9 @@ func TestListKeysExact(t *testing.T) {
 					t.Errorf("%q: size %d, want %d", k, size, len(body))
 				}
 			}
-			if len(got) != len(objects) || st.Listed != len(objects) || st.Pages != 1 {
-				t.Errorf("listed %q, stats %+v; want exactly %d files in one page", relKeys(files), st, len(objects))
+			// The base level, then the 3 folders.
+			if len(got) != len(objects) || st.Listed != len(objects) || st.Pages != 4 {
+				t.Errorf("listed %q, stats %+v; want exactly %d files in 4 pages", relKeys(files), st, len(objects))
 			}
 		})
 	}
@@ -175,7 +180,7 @@ func TestListSkipsProcessedMarkersAndOutside(t *testing.T) {
 		name, base string
 		keys       []string
 		want       []string // RelKeys
-		seen       int
+		seen       int      // keys read: not those under archive/ and error/
 	}{
 		{
 			name: "prefix",
@@ -192,7 +197,7 @@ func TestListSkipsProcessedMarkersAndOutside(t *testing.T) {
 				"other/c.csv", "inboxes/d.csv", "top.csv", "archive/t.csv",
 			},
 			want: []string{"a.csv", "archived.csv", "errors.csv", "sub/archive/z.csv", "sub/b.csv"},
-			seen: 11,
+			seen: 6,
 		},
 		{
 			name: "whole bucket",
@@ -202,7 +207,7 @@ func TestListSkipsProcessedMarkersAndOutside(t *testing.T) {
 				"error/y.csv.error.json", "inbox/archive/z.csv",
 			},
 			want: []string{"a.csv", "inbox/archive/z.csv", "sub/b.csv"},
-			seen: 7,
+			seen: 4,
 		},
 	}
 	for _, tt := range tests {
@@ -290,8 +295,9 @@ func TestListFilter(t *testing.T) {
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("listed %q, want %q", got, tt.want)
 			}
-			if st.Seen != 6 || st.Listed != len(tt.want) || st.Filtered != len(everything)-len(tt.want) {
-				t.Errorf("stats %+v, want 6 seen, %d listed, %d filtered", st, len(tt.want), len(everything)-len(tt.want))
+			// archive/f.csv is never read.
+			if st.Seen != 5 || st.Listed != len(tt.want) || st.Filtered != len(everything)-len(tt.want) {
+				t.Errorf("stats %+v, want 5 seen, %d listed, %d filtered", st, len(tt.want), len(everything)-len(tt.want))
 			}
 		})
 	}
@@ -567,5 +573,203 @@ func TestIdempotencyKey(t *testing.T) {
 			t.Errorf("%s gives the same key as %s: %q", name, prev, got)
 		}
 		seen[got] = name
+	}
+}
+
+// countLists returns a copy of c that counts its ListObjectsV2 requests in
+// n: a middleware after the retryer, so every attempt sent counts.
+func countLists(c *s3.Client, n *atomic.Int64) *s3.Client {
+	o := c.Options()
+	o.APIOptions = append(slices.Clone(o.APIOptions), func(stack *middleware.Stack) error {
+		return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("countListRequests",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				if awsmiddleware.GetOperationName(ctx) == "ListObjectsV2" {
+					n.Add(1)
+				}
+				return next.HandleFinalize(ctx, in)
+			}), middleware.After)
+	})
+	return s3.New(o)
+}
+
+// TestListSkipsHistory shows a run's listing never reads archive/ and
+// error/: with 2,500 processed files in them it sends the same LIST
+// requests as with none, and lists each inbox file once. The inbox's names
+// sit next to archive/ and error/ in key order or need their CommonPrefix
+// URL-decoded. (The keys "archive" and "error" themselves are covered by
+// connector's TestInboxListingBareFolderNames: MinIO does not list the keys
+// under a key that is also an object, so they would hide the history.)
+func TestListSkipsHistory(t *testing.T) {
+	srv := needMinIO(t)
+	inbox := []string{
+		"archive0", "archive.csv", "archive~", "archives/x", "errors/x", "error.csv",
+		"a/b/c.csv", "dir with space+plus/f 1+2.csv", "données/été.csv", "ctl\x01dir/x.csv",
+	}
+	for _, base := range []string{"inbox/", ""} {
+		t.Run("base="+base, func(t *testing.T) {
+			bucket := minioBucket(t, srv)
+			objects := map[string][]byte{base + "a/": nil, base + "archives/": nil}
+			for _, k := range inbox {
+				objects[base+k] = []byte("content of " + k)
+			}
+			minioPut(t, srv, bucket, objects)
+			want := slices.Sorted(slices.Values(inbox))
+
+			var requests atomic.Int64
+			l := &Lister{S3: countLists(srv.Root(), &requests), Bucket: bucket, BasePath: base, PageSize: 1000}
+			list := func() (int64, ListStats) {
+				t.Helper()
+				requests.Store(0)
+				files, st, err := listAll(t.Context(), t, l)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := relKeys(files); !slices.Equal(got, want) {
+					t.Errorf("listed %q, want each of %q once", got, want)
+				}
+				return requests.Load(), st
+			}
+			freshRequests, freshStats := list()
+
+			history := map[string][]byte{base + "archive/": nil, base + "error/": nil}
+			for i := range 1500 {
+				history[fmt.Sprintf("%sarchive/2026/%02d/f-%04d.csv", base, i%12, i)] = []byte("x")
+			}
+			for i := range 500 {
+				k := fmt.Sprintf("%serror/bad-%04d.csv", base, i)
+				history[k], history[k+".error.json"] = []byte("x"), []byte("{}")
+			}
+			minioPut(t, srv, bucket, history)
+			agedRequests, agedStats := list()
+
+			// The base level, then a/, archives/, ctl\x01dir/,
+			// dir with space+plus/, données/ and errors/.
+			if freshRequests != 7 || agedRequests != freshRequests || agedStats != freshStats || int64(agedStats.Pages) != agedRequests {
+				t.Errorf("empty archive: %d LIST requests, stats %+v; 2,500 archived: %d, %+v; want 7 requests and the same stats both times",
+					freshRequests, freshStats, agedRequests, agedStats)
+			}
+		})
+	}
+}
+
+// TestListStreamsNested: with every file in subfolders, the first file is
+// sent as soon as the base level and the first subfolder's first page have
+// arrived, and nothing more is requested while nobody reads.
+func TestListStreamsNested(t *testing.T) {
+	srv := needMinIO(t)
+	bucket := minioBucket(t, srv)
+	objects := map[string][]byte{}
+	for i := range 30 {
+		objects[fmt.Sprintf("in/%c/%02d.csv", 'a'+i%3, i)] = []byte("x")
+	}
+	minioPut(t, srv, bucket, objects)
+	client := &countingS3{ListObjectsV2APIClient: srv.Root()}
+	l := &Lister{S3: client, Bucket: bucket, BasePath: "in/", PageSize: 4}
+	out := make(chan File)
+	done := startList(t.Context(), l, out)
+	if first := <-out; first.RelKey != "a/00.csv" {
+		t.Errorf("first file %q, want a/00.csv", first.RelKey)
+	}
+	if n := client.calls.Load(); n != 2 {
+		t.Errorf("%d pages requested when the first file was read, want 2", n)
+	}
+	got := 1
+	for range out {
+		if got++; got == 30 {
+			break
+		}
+	}
+	r := <-done
+	// 1 base-level page (a/ b/ c/), then 3 pages of 4, 4, 2 per folder.
+	if r.err != nil || r.st.Listed != 30 || r.st.Pages != 10 || client.calls.Load() != 10 {
+		t.Errorf("List = %+v, %v after %d requests; want 30 files in 10 pages", r.st, r.err, client.calls.Load())
+	}
+}
+
+// TestListSkip shows the Skip hook: declined files are not sent, are counted,
+// and leave room under MaxFiles for the files after them; filtered files
+// never reach it; its error ends the listing.
+func TestListSkip(t *testing.T) {
+	srv := needMinIO(t)
+	bucket := minioBucket(t, srv)
+	objects := map[string][]byte{}
+	for i := range 20 {
+		objects[fmt.Sprintf("in/f-%02d.csv", i)] = []byte("xx")
+		objects[fmt.Sprintf("in/sub/g-%02d.csv", i)] = []byte("xx")
+	}
+	objects["in/f.tmp"] = []byte("x")
+	minioPut(t, srv, bucket, objects)
+
+	type ctxKey struct{}
+	ctx := context.WithValue(t.Context(), ctxKey{}, "run")
+	boom := errors.New("attempt store unavailable")
+	var asked []string
+	tests := []struct {
+		name     string
+		maxFiles int
+		skip     func(f File) (bool, error)
+		listed   []string // RelKeys
+		skipped  int
+		asked    int
+		err      error
+	}{
+		{
+			name:     "stuck files do not starve the others",
+			maxFiles: 5,
+			skip:     func(f File) (bool, error) { return f.RelKey < "f-05.csv", nil },
+			listed:   []string{"f-05.csv", "f-06.csv", "f-07.csv", "f-08.csv", "f-09.csv"},
+			skipped:  5, asked: 10,
+		},
+		{
+			name:    "skipped in the base level and a subfolder",
+			skip:    func(f File) (bool, error) { return !strings.HasSuffix(f.RelKey, "-19.csv"), nil },
+			listed:  []string{"f-19.csv", "sub/g-19.csv"},
+			skipped: 38, asked: 40,
+		},
+		{
+			name: "error",
+			skip: func(f File) (bool, error) {
+				if f.RelKey == "f-03.csv" {
+					return false, boom
+				}
+				return false, nil
+			},
+			listed:   []string{"f-00.csv", "f-01.csv", "f-02.csv"},
+			asked:    4,
+			err:      boom,
+			maxFiles: 10,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			asked = nil
+			l := &Lister{
+				S3: srv.Root(), Bucket: bucket, BasePath: "in/", PageSize: 7,
+				Filter: Filter{Exclude: []string{"*.tmp"}, MaxFiles: tt.maxFiles},
+				Skip: func(c context.Context, f File) (bool, error) {
+					if c.Value(ctxKey{}) != "run" {
+						t.Error("Skip called without the listing's context")
+					}
+					if f.Key != "in/"+f.RelKey || f.ETag == "" || f.IdempotencyKey == "" {
+						t.Errorf("Skip got an incomplete file: %+v", f)
+					}
+					asked = append(asked, f.RelKey)
+					return tt.skip(f)
+				},
+			}
+			files, st, err := listAll(ctx, t, l)
+			if !errors.Is(err, tt.err) || (tt.err == nil && err != nil) {
+				t.Errorf("List error %v, want %v", err, tt.err)
+			}
+			if got := relKeys(files); !slices.Equal(got, tt.listed) {
+				t.Errorf("listed %q, want %q", got, tt.listed)
+			}
+			if st.Skipped != tt.skipped || st.Listed != len(tt.listed) || len(asked) != tt.asked || st.Bytes != int64(2*len(tt.listed)) {
+				t.Errorf("stats %+v, Skip asked about %d files; want %d skipped, %d listed, %d asked", st, len(asked), tt.skipped, len(tt.listed), tt.asked)
+			}
+			if slices.Contains(asked, "f.tmp") {
+				t.Error("Skip asked about a filtered file")
+			}
+		})
 	}
 }
