@@ -633,7 +633,7 @@ func plainMove(ctx context.Context, client *s3.Client, bucket, base, runID, key,
 	if err != nil {
 		return 0, fmt.Errorf("read %q: %w", key, err)
 	}
-	dest := archive.DestKey(base, archive.Archive, strings.TrimPrefix(key, base), time.Now(), runID)
+	dest := archive.DestKey(base, archive.Archive, strings.TrimPrefix(key, base), archive.Version{ETag: etag, Modified: aws.ToTime(obj.LastModified)})
 	_, err = client.CopyObject(ctx, &s3.CopyObjectInput{
 		Bucket: &bucket, Key: &dest,
 		CopySource:        aws.String(archive.CopySource(bucket, key)),

@@ -311,6 +311,9 @@ type connectionStatus struct {
 	LastRun   *runStatus `json:"last_run,omitempty"`
 	Waiting   *int       `json:"files_waiting,omitempty"`
 	LastError string     `json:"last_error,omitempty"`
+	// Problems are connection-level troubles the last run found that do
+	// not fail it: files that cannot be read, moves that are denied.
+	Problems []string `json:"problems,omitempty"`
 }
 
 type runStatus struct {
@@ -322,11 +325,31 @@ type runStatus struct {
 	Archived int       `json:"archived"`
 	Errored  int       `json:"errored"`
 	Retry    int       `json:"left_for_retry"`
-	Bytes    int64     `json:"bytes"`
+	// FilesSkipped cannot be read at all (SSE-C, archive storage class);
+	// FilesBlocked were imported but their move is denied.
+	FilesSkipped int    `json:"files_skipped"`
+	FilesBlocked int    `json:"files_blocked"`
+	Bytes        int64  `json:"bytes"`
 	Error    string    `json:"error,omitempty"`
 	// Skipped says why the run did nothing: another process holds the
 	// connection's lease (not a failure).
 	Skipped string `json:"skipped,omitempty"`
+}
+
+// problems describes what a run found that needs the customer's attention
+// without failing the run.
+func problems(s ingest.Summary) []string {
+	var out []string
+	if s.Blocked > 0 {
+		out = append(out, fmt.Sprintf("%d files were imported but moving them is denied: check for a bucket policy that denies s3:DeleteObject or s3:PutObject, "+
+			"the role's permissions policy (regenerate it with `s3connector policy`: it needs the tagging and version actions too) and Object Lock settings; "+
+			"they are not imported again, their move is retried; the daemon log names each file", s.Blocked))
+	}
+	if s.Skipped > 0 {
+		out = append(out, fmt.Sprintf("%d files cannot be read: encrypted with a customer-provided key (SSE-C) or in an archive storage class "+
+			"(S3 Glacier Flexible Retrieval, Deep Archive); they stay in the inbox: restore them or re-upload them with SSE-S3 or SSE-KMS; the daemon log names each file", s.Skipped))
+	}
+	return out
 }
 
 // status serves every connection's state as JSON.
@@ -350,7 +373,9 @@ func (d *daemon) status(w http.ResponseWriter, _ *http.Request) {
 			if st.HasLast {
 				l := st.Last
 				rs := &runStatus{RunID: l.RunID, Started: l.Started.UTC(), Duration: l.Duration.Round(time.Millisecond).String(), OK: l.OK(),
-					Listed: l.Listed, Archived: l.Archived, Errored: l.Errored, Retry: l.Retry, Bytes: l.Bytes}
+					Listed: l.Listed, Archived: l.Archived, Errored: l.Errored, Retry: l.Retry,
+					FilesSkipped: l.Skipped, FilesBlocked: l.Blocked, Bytes: l.Bytes}
+				cs.Problems = problems(l)
 				switch {
 				case l.LeaseHeld():
 					// Another process is doing the work: neither an error

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/s3connector/s3connector/connector"
 )
 
 var (
@@ -334,16 +336,45 @@ func TestDaemonReloadLeavesOtherConnectionsAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A second connection on the same bucket and role, taking b* files
-	// while acme takes a* files.
-	conns := string(raw[bytes.Index(raw, []byte("  - name: acme")):])
-	beta := strings.Replace(conns, "name: acme", "name: beta\n    role_name: s3connector-acme", 1)
-	beta = strings.Replace(beta, "workers: 4", "workers: 4\n    include: [\"b*\"]", 1)
-	acme := strings.Replace(conns, "workers: 4", "workers: 4\n    include: [\"a*\"]", 1)
-	head := string(raw[:bytes.Index(raw, []byte("  - name: acme"))])
-	if err := os.WriteFile(cfg, []byte(head+acme+beta), 0o600); err != nil {
+	// A second connection on the same bucket and role, with its own base
+	// path and import directory (overlapping ones are a config error).
+	if err := f.srv.Put(t.Context(), f.bucket, "imports-b/b1.csv", []byte("b")); err != nil {
 		t.Fatal(err)
 	}
+	conns := string(raw[bytes.Index(raw, []byte("  - name: acme")):])
+	beta := strings.Replace(conns, "name: acme", "name: beta\n    role_name: s3connector-acme", 1)
+	beta = strings.Replace(beta, "base_path: imports/", "base_path: imports-b/", 1)
+	beta = strings.Replace(beta, "path: "+f.dir, "path: "+t.TempDir(), 1)
+	head := string(raw[:bytes.Index(raw, []byte("  - name: acme"))])
+	if err := os.WriteFile(cfg, []byte(head+conns+beta), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The platform user gets both connections' permissions policies.
+	var merged connector.PolicyDocument
+	for _, name := range []string{"acme", "beta"} {
+		out, stderr, code := runCLI(t, "policy", "--config", cfg, "--connection", name, "--document", "permissions")
+		if code != 0 {
+			t.Fatalf("policy exited %d: %s", code, stderr)
+		}
+		var doc connector.PolicyDocument
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range doc.Statement {
+			st.Sid = name + st.Sid
+			merged.Statement = append(merged.Statement, st)
+		}
+		merged.Version = doc.Version
+	}
+	policy, err := json.Marshal(merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := "both-" + f.bucket
+	if err := f.srv.AddUser(t.Context(), user, user+"-secret", policy); err != nil {
+		t.Fatal(err)
+	}
+	platformEnv(t, user, user+"-secret")
 	d := startDaemon(t, cfg, addr)
 	type conn struct {
 		State string    `json:"state"`
@@ -372,7 +403,7 @@ func TestDaemonReloadLeavesOtherConnectionsAlone(t *testing.T) {
 		return s["acme"].Last != nil && s["beta"].Last != nil
 	})
 	before := status()
-	setConfig(t, cfg, "include: [\"b*\"]", "include: [\"b*\"]\n    max_files: 10")
+	setConfig(t, cfg, "base_path: imports-b/", "base_path: imports-b/\n    max_files: 10")
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "beta restarted and run again", func() bool {
 		b := status()["beta"]
@@ -382,8 +413,8 @@ func TestDaemonReloadLeavesOtherConnectionsAlone(t *testing.T) {
 	if !after.Since.Equal(before["acme"].Since) || after.Last.RunID != before["acme"].Last.RunID {
 		t.Errorf("acme was restarted by a reload that changed only beta: before %+v, after %+v", before["acme"], after)
 	}
-	if n := len(f.keys(t, "imports/archive/")); n != 2 {
-		t.Errorf("archive/ holds %d files, want 2", n)
+	if n := len(f.keys(t, "imports/archive/")) + len(f.keys(t, "imports-b/archive/")); n != 3 {
+		t.Errorf("archive/ folders hold %d files, want 3", n)
 	}
 }
 

@@ -114,7 +114,7 @@ func newRunner(platform aws.Config, principal string, c config.Connection, m *me
 	if err != nil {
 		return nil, nil, err
 	}
-	imp, err := ingest.New(c.Importer, ingest.Deps{Logger: log.With(zap.String("connection", c.Name))})
+	imp, err := ingest.New(c.Importer, ingest.Deps{Logger: log.With(zap.String("connection", c.Name)), Workers: c.Workers})
 	if err != nil {
 		return nil, nil, fmt.Errorf("connection %q: %w", c.Name, err)
 	}
