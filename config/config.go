@@ -97,6 +97,11 @@ type Connection struct {
 	// transient failures across runs; 0 (the default) retries forever. The
 	// counts are kept in the bucket under <base_path>error/.s3connector/attempts/.
 	MaxAttempts int `yaml:"max_attempts"`
+	// LeaseTTL is how long the connection's lease in the bucket (one writer
+	// per inbox) lasts without renewal, which is also how long a crashed
+	// process keeps others from the connection. 0 (the default) means
+	// ingest.DefaultLeaseTTL, 90s; at least 1s.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
 	// RoleName defaults to RoleNamePrefix + Name.
 	RoleName string `yaml:"role_name"`
 	// ExternalID guards the role's trust policy; required unless draft.

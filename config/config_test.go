@@ -219,6 +219,10 @@ var badFiles = []struct {
 		want: []string{`listen: must be host:port such as "127.0.0.1:9464", got "9464"`},
 	},
 	{
+		file: "lease_ttl.bad.yaml",
+		want: []string{"connections[0].lease_ttl: must be at least 1s (0 means the default, 90s), got 500ms"},
+	},
+	{
 		file: "max_attempts.bad.yaml",
 		want: []string{"connections[0].max_attempts: must not be negative (0 means unlimited), got -3"},
 	},
@@ -415,6 +419,7 @@ func TestLoadGood(t *testing.T) {
 				MinAge:      10 * time.Minute,
 				MaxFiles:    500,
 				MaxAttempts: 5,
+				LeaseTTL:    2 * time.Minute,
 				RoleName:    "acme-s3connector-reader",
 				ExternalID:  "acme-0123456789-external",
 				KMSKeyARN:   "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",

@@ -121,6 +121,9 @@ func (c *Connection) validate(path string, p *problems) {
 	if c.MinAge < 0 {
 		p.addf(path+".min_age", "must not be negative, got %s", c.MinAge)
 	}
+	if c.LeaseTTL != 0 && c.LeaseTTL < time.Second {
+		p.addf(path+".lease_ttl", "must be at least 1s (0 means the default, 90s), got %s", c.LeaseTTL)
+	}
 	if c.MaxFiles < 0 {
 		p.addf(path+".max_files", "must not be negative (0 means unlimited), got %d", c.MaxFiles)
 	}

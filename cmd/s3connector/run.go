@@ -118,7 +118,7 @@ func newRunner(platform aws.Config, principal string, c config.Connection, m *me
 	if err != nil {
 		return nil, nil, fmt.Errorf("connection %q: %w", c.Name, err)
 	}
-	r, err := ingest.NewRunner(conn, ingest.Options{Importer: imp, Metrics: m, Logger: log})
+	r, err := ingest.NewRunner(conn, ingest.Options{Importer: imp, Metrics: m, Logger: log, Lease: ingest.LeaseOptions{TTL: c.LeaseTTL}})
 	return r, conn, err
 }
 
