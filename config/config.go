@@ -99,8 +99,10 @@ type Connection struct {
 	MaxAttempts int `yaml:"max_attempts"`
 	// LeaseTTL is how long the connection's lease in the bucket (one writer
 	// per inbox) lasts without renewal, which is also how long a crashed
-	// process keeps others from the connection. 0 (the default) means
-	// ingest.DefaultLeaseTTL, 90s; at least 1s.
+	// process keeps others from the connection (plus the clock-skew
+	// allowance: 30s, or lease_ttl when shorter, so hosts' clocks must agree
+	// within that). 0 (the default) means ingest.DefaultLeaseTTL, 90s; at
+	// least 1s.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
 	// RoleName defaults to RoleNamePrefix + Name.
 	RoleName string `yaml:"role_name"`

@@ -109,7 +109,9 @@ type LeaseOptions struct {
 	// over only once that expiry is ClockSkew past on its own clock, while
 	// the holder itself stops taking files at the expiry on its clock. So
 	// with clocks at most ClockSkew apart two holders never overlap (files
-	// already in progress aside). 0 = DefaultLeaseClockSkew.
+	// already in progress aside). 0 = DefaultLeaseClockSkew, or TTL when
+	// that is shorter: a short TTL (fast takeover after a crash) asks for
+	// clocks that agree within it.
 	ClockSkew time.Duration
 	// Holder names this process in the lease; "" = HolderID().
 	Holder string
@@ -166,7 +168,7 @@ func newLease(client *s3.Client, bucket, base, region, connection string, o Leas
 		l.ttl = DefaultLeaseTTL
 	}
 	if l.skew <= 0 {
-		l.skew = DefaultLeaseClockSkew
+		l.skew = min(DefaultLeaseClockSkew, l.ttl)
 	}
 	if l.holder == "" {
 		l.holder = HolderID()
