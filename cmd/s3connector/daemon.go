@@ -330,7 +330,7 @@ type runStatus struct {
 	FilesSkipped int    `json:"files_skipped"`
 	FilesBlocked int    `json:"files_blocked"`
 	Bytes        int64  `json:"bytes"`
-	Error    string    `json:"error,omitempty"`
+	Error        string `json:"error,omitempty"`
 	// Skipped says why the run did nothing: another process holds the
 	// connection's lease (not a failure).
 	Skipped string `json:"skipped,omitempty"`
