@@ -609,6 +609,7 @@ func TestMoveMultipart(t *testing.T) {
 	src := putObject(t, client, bucket, "in/", "big/data.bin", body, s3.PutObjectInput{
 		ContentType: aws.String("application/x-parquet"),
 		Metadata:    map[string]string{"rows": "1000000"},
+		Tagging:     aws.String("source=erp&class=a b"),
 	})
 	res, err := mover.Move(t.Context(), src, Archive, nil)
 	if err != nil {
@@ -617,6 +618,18 @@ func TestMoveMultipart(t *testing.T) {
 	got, out := readObject(t, client, bucket, res.Key)
 	if !bytes.Equal(got, body) {
 		t.Fatalf("multipart copy differs: %d bytes, want %d", len(got), len(body))
+	}
+	// Tags are kept, as CopyObject's TaggingDirective COPY keeps them.
+	tags, err := client.GetObjectTagging(t.Context(), &s3.GetObjectTaggingInput{Bucket: aws.String(bucket), Key: aws.String(res.Key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotTags := map[string]string{}
+	for _, tg := range tags.TagSet {
+		gotTags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+	}
+	if len(gotTags) != 2 || gotTags["source"] != "erp" || gotTags["class"] != "a b" {
+		t.Errorf("multipart copy has tags %v, want the source's", gotTags)
 	}
 	if aws.ToString(out.ContentType) != "application/x-parquet" || out.Metadata["rows"] != "1000000" {
 		t.Errorf("attributes lost: %q %v", aws.ToString(out.ContentType), out.Metadata)

@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -49,6 +50,17 @@ func (m *Mover) multipartCopy(ctx context.Context, src Source, dest string) (err
 		}
 	}
 	setEncryption(a, &create.ServerSideEncryption, &create.SSEKMSKeyId, &create.BucketKeyEnabled)
+	// UploadPartCopy copies bytes only; the tags CopyObject's
+	// TaggingDirective COPY would keep are read from the imported version
+	// and set on the upload (s3:GetObjectTagging, or
+	// s3:GetObjectVersionTagging with a version id; s3:PutObjectTagging on
+	// the destination: "Required permissions for Amazon S3 API
+	// operations", Amazon S3 User Guide).
+	tags, err := m.tagging(ctx, src)
+	if err != nil {
+		return fmt.Errorf("copy %q to %q: read its tags: %w", src.Key, dest, err)
+	}
+	create.Tagging = tags
 	up, err := m.S3.CreateMultipartUpload(ctx, create)
 	if err != nil {
 		return fmt.Errorf("copy %q to %q: start multipart copy: %w", src.Key, dest, err)
@@ -135,4 +147,25 @@ func (m *Mover) multipartCopy(ctx context.Context, src Source, dest string) (err
 		return fmt.Errorf("copy %q to %q: complete multipart copy: %w", src.Key, dest, err)
 	}
 	return nil
+}
+
+// tagging returns src's tags as CreateMultipartUpload's Tagging value (URL
+// query encoding), or nil when it has none.
+func (m *Mover) tagging(ctx context.Context, src Source) (*string, error) {
+	in := &s3.GetObjectTaggingInput{Bucket: &m.Bucket, Key: aws.String(src.Key)}
+	if src.Version().Versioned() {
+		in.VersionId = aws.String(src.VersionID)
+	}
+	out, err := m.S3.GetObjectTagging(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	if len(out.TagSet) == 0 {
+		return nil, nil
+	}
+	q := url.Values{}
+	for _, t := range out.TagSet {
+		q.Add(aws.ToString(t.Key), aws.ToString(t.Value))
+	}
+	return aws.String(q.Encode()), nil
 }
