@@ -22,7 +22,7 @@ K8S_OPENAPI := $(TOOLS)/k8s-openapi
 
 export S3CONNECTOR_TOOLS := $(TOOLS)
 
-.PHONY: all build test check demo bench tools clean
+.PHONY: all build test check demo bench bench-listing tools clean
 
 all: build
 
@@ -47,10 +47,17 @@ demo: tools build
 # The benchmarks, not part of `make test` (about 3 minutes on 2 cores): the
 # ingestion pipeline against a plain S3 loop on a local MinIO, its data in
 # /dev/shm when there is one (disk fsyncs make small-file runs noisy), then
-# the Go heap of one run over a 1 MiB and a 1 GiB object.
+# the Go heap of one run over a 1 MiB and a 1 GiB object, then bench-listing.
 bench: tools
 	$(GO) run ./cmd/s3connector-bench -small 2000 -large 20 -large-size 64MiB -rounds 7 -workers 16 $(if $(wildcard /dev/shm),-minio-dir /dev/shm)
 	$(GO) test -run '^$$' -bench RunPeakHeap -benchtime 2x ./ingest
+	$(MAKE) bench-listing
+
+# A run over a 10-file inbox next to an empty archive/ and one of 100,000
+# files: run time and LIST requests side by side (about 2 minutes, most of
+# it seeding). MinIO's data goes to /dev/shm when there is one.
+bench-listing: tools
+	$(if $(wildcard /dev/shm),TMPDIR=/dev/shm) $(GO) test -run '^$$' -bench RunArchiveHistory -benchtime 20x -v ./ingest
 
 tools: $(TOOLS)/.minio-$(MINIO_VERSION) $(TOOLS)/.mc-$(MC_VERSION) $(TOOLS)/.promtool-$(PROMTOOL_VERSION) \
 	$(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION) $(K8S_OPENAPI)/.$(KUBERNETES_VERSION)-$(PROMETHEUS_OPERATOR_VERSION)
