@@ -121,8 +121,12 @@ func AttributesFromHead(out *s3.HeadObjectOutput) Attributes {
 }
 
 // Report is the sidecar written next to every error/ file, as
-// <name>.error.json.
+// <name>.error.json. It is written into the customer's bucket: ReasonCode
+// is one of a few fixed codes and Reason a short customer-safe sentence,
+// never a sink's answer, a host name, a local path, a command's output or
+// an environment value (the daemon's log has those).
 type Report struct {
+	ReasonCode string    `json:"reason_code"`
 	Reason     string    `json:"reason"`
 	Attempts   int       `json:"attempts"`
 	Connection string    `json:"connection"`

@@ -94,7 +94,8 @@ func (e Exec) Import(ctx context.Context, f File, body io.Reader) error {
 	msg := bytes.TrimSpace(stderr.Bytes())
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() == ExitDataErr {
-		return Permanent(fmt.Errorf("%s rejected %q (exit %d): %s", e.Command[0], f.Key, ExitDataErr, msg))
+		return Rejected(fmt.Sprintf("the import command rejected the file (exit status %d)", ExitDataErr),
+			fmt.Errorf("%s rejected %q (exit %d): %s", e.Command[0], f.Key, ExitDataErr, msg))
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s on %q: %w", e.Command[0], f.Key, ctx.Err())

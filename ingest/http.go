@@ -133,7 +133,8 @@ func (h HTTP) Import(ctx context.Context, f File, body io.Reader) error {
 		return fmt.Errorf("%s redirecting to %s: %w: redirects are not followed (the body and headers would be lost or sent elsewhere): set importer.url to the final address",
 			answered, loc, ErrSinkMisconfigured)
 	case h.permanent(s):
-		return Permanent(fmt.Errorf("%s, a rejection of the file's content (importer.permanent_status): %s", answered, msg))
+		return Rejected(fmt.Sprintf("the import service rejected the file (HTTP %d %s)", s, http.StatusText(s)),
+			fmt.Errorf("%s, a rejection of the file's content (importer.permanent_status): %s", answered, msg))
 	}
 	if advice, ok := sinkAdvice[s]; ok {
 		return fmt.Errorf("%s: %w: %s; the file stays in the inbox and is retried on the next run: %s", answered, ErrSinkMisconfigured, advice, msg)

@@ -42,8 +42,14 @@ type Importer interface {
 	Import(ctx context.Context, f File, body io.Reader) error
 }
 
-// PermanentError marks an import failure that retrying cannot fix.
-type PermanentError struct{ Err error }
+// PermanentError marks an import failure that retrying cannot fix. Err is
+// the whole story, for the daemon's log only. Reason, when set, is what the
+// error/ report in the customer's bucket says instead: a short,
+// customer-safe sentence (see Rejected).
+type PermanentError struct {
+	Err    error
+	Reason string
+}
 
 func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
@@ -54,6 +60,19 @@ func Permanent(err error) error {
 		return nil
 	}
 	return &PermanentError{Err: err}
+}
+
+// Rejected is Permanent with a customer-safe reason for the error/ report:
+// it goes into the customer's bucket, so it must not carry a sink's
+// response body, an internal URL or host name, a local path, a command's
+// output or any environment value. Put those in err: they reach the
+// daemon's log only. Without a reason, the report says "rejected by the
+// importer".
+func Rejected(reason string, err error) error {
+	if err == nil {
+		err = errors.New(reason)
+	}
+	return &PermanentError{Err: err, Reason: reason}
 }
 
 // IsPermanent reports whether err (or anything it wraps) is permanent.

@@ -281,7 +281,7 @@ func (r *Runner) RunUntil(ctx context.Context, stop <-chan struct{}) Summary {
 					mu.Unlock()
 					continue
 				}
-				res := ru.process(ctx, f)
+				res := ru.processSafely(ctx, f)
 				mu.Lock()
 				switch res.out {
 				case outArchived:
@@ -440,7 +440,7 @@ func (ru *run) process(ctx context.Context, f File) result {
 	// 2. Stream the body into the importer.
 	body := &trackingReader{r: obj.Body}
 	start := time.Now()
-	importErr := r.importer.Import(ctx, f, body)
+	importErr := ru.importSafely(ctx, log, f, body)
 	if r.metrics != nil {
 		r.metrics.ObserveImport(r.name, time.Since(start))
 	}
@@ -450,7 +450,7 @@ func (ru *run) process(ctx context.Context, f File) result {
 		// content was not at fault (I4), and a success built on a failed
 		// read (an importer that swallowed the error) cannot be trusted
 		// to hold the whole file. Transient: the file is tried again.
-		importErr = fmt.Errorf("read body: %w", body.err)
+		importErr = fmt.Errorf("%w: %w", errReadBody, body.err)
 	}
 
 	// 3. Decide where it goes, then move.
@@ -458,11 +458,12 @@ func (ru *run) process(ctx context.Context, f File) result {
 	case importErr == nil:
 		return result{out: ru.move(ctx, log, f, src, verdictArchive, nil), imported: true, bytes: src.Size}
 	case IsPermanent(importErr) && ctx.Err() == nil:
-		reason := importErr.Error()
-		if pe := (*PermanentError)(nil); errors.As(importErr, &pe) {
-			reason = pe.Err.Error()
+		code := ReasonRejected
+		if errors.Is(importErr, errImporterPanic) {
+			code = ReasonImporterCrashed
 		}
-		return result{out: ru.move(ctx, log, f, src, verdictError, ru.report(f, reason, 1, time.Time{})), bytes: src.Size}
+		log.Warn("importer rejected the file", zap.Error(importErr))
+		return result{out: ru.move(ctx, log, f, src, verdictError, ru.report(f, code, publicReason(importErr), 1, time.Time{})), bytes: src.Size}
 	}
 	return result{out: ru.transient(ctx, log, f, &src, importErr)}
 }
@@ -477,7 +478,7 @@ func (ru *run) finishMove(ctx context.Context, log *zap.Logger, f File, rec *fil
 	src := archive.Source{Bucket: r.bucket, Key: f.Key, RelKey: f.RelKey, ETag: f.ETag, Modified: f.LastModified, Size: f.Size}
 	if rec.Copied != "" {
 		if err := r.mover.Delete(ctx, src); err != nil {
-			return result{out: ru.moveFailed(ctx, log, f, rec.Verdict, rec.Reason, &archive.DeleteError{Key: f.Key, Copy: rec.Copied, Err: err})}
+			return result{out: ru.moveFailed(ctx, log, f, rec.Verdict, rec.ReasonCode, rec.Reason, &archive.DeleteError{Key: f.Key, Copy: rec.Copied, Err: err})}
 		}
 		return result{out: ru.moved(ctx, log, f, f.Size, rec.Verdict, rec.Copied, rec.Reason), bytes: f.Size}
 	}
@@ -499,14 +500,14 @@ func (ru *run) finishMove(ctx context.Context, log *zap.Logger, f File, rec *fil
 	}
 	f.VersionID = aws.ToString(head.VersionId)
 	src.VersionID, src.Attrs = f.VersionID, archive.AttributesFromHead(head)
-	verdict, reason, attempts := rec.Verdict, rec.Reason, max(rec.Attempts, 1)
+	verdict, code, reason, attempts := rec.Verdict, rec.ReasonCode, rec.Reason, max(rec.Attempts, 1)
 	if verdict == verdictArchive && r.maxAttempts > 0 && rec.Attempts >= r.maxAttempts {
-		verdict = verdictError
+		verdict, code = verdictError, ReasonArchiveFailed
 		reason = fmt.Sprintf("imported, but archiving it failed %d times (max_attempts %d); last error: %s", rec.Attempts, r.maxAttempts, rec.LastError)
 	}
 	var report *archive.Report
 	if verdict == verdictError {
-		report = ru.report(f, reason, attempts, rec.First)
+		report = ru.report(f, code, reason, attempts, rec.First)
 	}
 	return result{out: ru.move(ctx, log, f, src, verdict, report), bytes: src.Size}
 }
@@ -522,7 +523,7 @@ func (ru *run) skip(ctx context.Context, log *zap.Logger, f File, reason string,
 	r.metrics.FileSkipped(r.name, reason)
 	if ru.state != nil {
 		if _, err := ru.state.update(ctx, f, func(rec *fileRecord) {
-			rec.Skipped, rec.NextTry, rec.Last, rec.LastError = reason, next, r.now().UTC(), cause.Error()
+			rec.Skipped, rec.NextTry, rec.Last, rec.LastError = reason, next, r.now().UTC(), publicReason(cause)
 		}); err != nil {
 			log.Warn("cannot record the skipped file", zap.Error(err))
 		}
@@ -542,7 +543,7 @@ func (ru *run) transient(ctx context.Context, log *zap.Logger, f File, src *arch
 		log.Warn("file left in the inbox for the next run", zap.Error(cause))
 		return r.done(outRetry, f, 0)
 	}
-	rec, err := ru.state.fail(ctx, f, r.now(), cause, nil)
+	rec, err := ru.state.fail(ctx, f, r.now(), publicReason(cause), nil)
 	if err != nil {
 		log.Warn("cannot record the failed attempt", zap.Error(err))
 	}
@@ -551,14 +552,17 @@ func (ru *run) transient(ctx context.Context, log *zap.Logger, f File, src *arch
 		log.Warn("file left in the inbox for the next run", zap.Error(cause), zap.Int("attempts", rec.Attempts))
 		return r.done(outRetry, f, 0)
 	}
-	reason := fmt.Sprintf("gave up after %d attempts (max_attempts %d); last error: %v", rec.Attempts, r.maxAttempts, cause)
-	return ru.move(ctx, log, f, *src, verdictError, ru.report(f, reason, rec.Attempts, rec.First))
+	log.Warn("giving up on the file after its last attempt", zap.Error(cause), zap.Int("attempts", rec.Attempts))
+	reason := fmt.Sprintf("gave up after %d attempts (max_attempts %d); last error: %s", rec.Attempts, r.maxAttempts, publicReason(cause))
+	return ru.move(ctx, log, f, *src, verdictError, ru.report(f, ReasonGaveUp, reason, rec.Attempts, rec.First))
 }
 
-func (ru *run) report(f File, reason string, attempts int, first time.Time) *archive.Report {
+// report is an error/ report. reason must be customer-safe (publicReason):
+// the report is written into the customer's bucket.
+func (ru *run) report(f File, code, reason string, attempts int, first time.Time) *archive.Report {
 	r := ru.r
 	return &archive.Report{
-		Reason: reason, Attempts: attempts, Connection: r.name, RunID: ru.id,
+		ReasonCode: code, Reason: reason, Attempts: attempts, Connection: r.name, RunID: ru.id,
 		Bucket: r.bucket, Key: f.Key, ETag: f.ETag, VersionID: f.VersionID, Size: f.Size,
 		Modified: f.LastModified, FirstSeen: first, FailedAt: r.now().UTC(),
 	}
@@ -574,12 +578,12 @@ func folderOf(verdict string) archive.Folder {
 // move moves src to the folder of verdict (error/ with report).
 func (ru *run) move(ctx context.Context, log *zap.Logger, f File, src archive.Source, verdict string, report *archive.Report) outcome {
 	res, err := ru.r.mover.Move(ctx, src, folderOf(verdict), report)
-	reason := ""
+	code, reason := "", ""
 	if report != nil {
-		reason = report.Reason
+		code, reason = report.ReasonCode, report.Reason
 	}
 	if err != nil {
-		return ru.moveFailed(ctx, log, f, verdict, reason, err)
+		return ru.moveFailed(ctx, log, f, verdict, code, reason, err)
 	}
 	return ru.moved(ctx, log, f, src.Size, verdict, res.Key, reason)
 }
@@ -610,7 +614,7 @@ const (
 // next run only moves it (finishMove). A step denied by permissions or a
 // lock is a connection-level problem: the file is blocked, counted in its
 // metric, logged with advice, and tried again after stuck_retry.
-func (ru *run) moveFailed(ctx context.Context, log *zap.Logger, f File, verdict, reason string, err error) outcome {
+func (ru *run) moveFailed(ctx context.Context, log *zap.Logger, f File, verdict, code, reason string, err error) outcome {
 	r := ru.r
 	var de *archive.DeleteError
 	isDelete := errors.As(err, &de)
@@ -637,8 +641,8 @@ func (ru *run) moveFailed(ctx context.Context, log *zap.Logger, f File, verdict,
 	if ru.state != nil {
 		// Recorded even when the run is being cancelled.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-		_, rerr := ru.state.fail(rctx, f, now, err, func(rec *fileRecord) {
-			rec.Verdict, rec.Reason, rec.Blocked = verdict, reason, ""
+		_, rerr := ru.state.fail(rctx, f, now, publicMoveReason(op, blocked), func(rec *fileRecord) {
+			rec.Verdict, rec.ReasonCode, rec.Reason, rec.Blocked = verdict, code, reason, ""
 			if isDelete {
 				rec.Copied = de.Copy
 			}

@@ -242,7 +242,9 @@ func TestRunPermanentFailuresGoToErrorWithReport(t *testing.T) {
 			return err
 		}
 		if strings.Contains(f.RelKey, "bad") {
-			return Permanent(fmt.Errorf("row 1: cannot parse %q", b))
+			// The customer-safe reason goes into the report; the error
+			// with the content only into the log.
+			return Rejected("row 1: cannot parse the first column", fmt.Errorf("row 1: cannot parse %q", b))
 		}
 		return nil
 	})
@@ -272,7 +274,7 @@ func TestRunPermanentFailuresGoToErrorWithReport(t *testing.T) {
 		}
 		rel := archivedRel(t, "", archive.Error, f)
 		if rep.Key != rel || rep.Connection != "acme" || rep.RunID != s.RunID || rep.Attempts != 1 ||
-			!strings.Contains(rep.Reason, "cannot parse") || rep.ErrorKey != f || rep.FailedAt.IsZero() {
+			rep.Reason != "row 1: cannot parse the first column" || rep.ReasonCode != ReasonRejected || rep.ErrorKey != f || rep.FailedAt.IsZero() {
 			t.Errorf("report of %s: %+v", f, rep)
 		}
 		if got := string(body(t, srv, bucket, f)); got != "content of "+rel {
@@ -373,7 +375,10 @@ func testMaxAttempts(t *testing.T, stuck string) {
 	if err := json.Unmarshal(body(t, srv, bucket, report), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if rep.Attempts != 3 || !strings.Contains(rep.Reason, "gave up after 3 attempts") || !strings.Contains(rep.Reason, "sink timeout") || rep.FirstSeen.IsZero() {
+	// The sink's own words stay in the log: the report says what kind of
+	// trouble it was.
+	if rep.Attempts != 3 || rep.ReasonCode != ReasonGaveUp || !strings.Contains(rep.Reason, "gave up after 3 attempts") ||
+		!strings.Contains(rep.Reason, "temporary error") || strings.Contains(rep.Reason, "sink timeout") || rep.FirstSeen.IsZero() {
 		t.Errorf("report %+v", rep)
 	}
 	if got := keys(t, srv, bucket, "in/error/.s3connector/attempts/"); len(got) != 0 {

@@ -40,7 +40,9 @@ const (
 type fileRecord struct {
 	ETag string `json:"etag"`
 	// Attempts counts failed attempts (imports or moves) toward
-	// max_attempts; First, Last and LastError describe them.
+	// max_attempts; First, Last and LastError describe them. LastError is
+	// customer-safe (see publicReason): records live in the customer's
+	// bucket.
 	Attempts  int       `json:"attempts,omitempty"`
 	First     time.Time `json:"first_failure,omitzero"`
 	Last      time.Time `json:"last_failure,omitzero"`
@@ -48,8 +50,9 @@ type fileRecord struct {
 	// Verdict is set once the importer has decided (archive or error):
 	// the version is never imported again, only its move is retried.
 	// Reason is the error/ report's reason.
-	Verdict string `json:"verdict,omitempty"`
-	Reason  string `json:"reason,omitempty"`
+	Verdict    string `json:"verdict,omitempty"`
+	ReasonCode string `json:"reason_code,omitempty"`
+	Reason     string `json:"reason,omitempty"`
 	// Copied is the destination key once the copy exists: only the
 	// delete is left.
 	Copied string `json:"copied,omitempty"`
@@ -171,15 +174,16 @@ func (a *stateStore) update(ctx context.Context, f File, change func(*fileRecord
 	return *rec, nil
 }
 
-// fail counts one more failed attempt of f and returns the record.
-func (a *stateStore) fail(ctx context.Context, f File, now time.Time, cause error, change func(*fileRecord)) (fileRecord, error) {
+// fail counts one more failed attempt of f, described by lastError (a
+// customer-safe sentence), and returns the record.
+func (a *stateStore) fail(ctx context.Context, f File, now time.Time, lastError string, change func(*fileRecord)) (fileRecord, error) {
 	return a.update(ctx, f, func(r *fileRecord) {
 		if r.Attempts == 0 {
 			r.First = now.UTC()
 		}
 		r.Attempts++
 		r.Last = now.UTC()
-		r.LastError = cause.Error()
+		r.LastError = lastError
 		if change != nil {
 			change(r)
 		}
