@@ -61,6 +61,10 @@ type Connection struct {
 	principal   string
 	credentials *aws.CredentialsCache
 	s3          *s3.Client
+	// httpClient is the S3 and STS clients' HTTP client, which never
+	// follows a redirect (newHTTPClient): any other client reaching the
+	// customer's endpoints uses it, with addRedirectError.
+	httpClient *http.Client
 }
 
 // New prepares a connection. It does not call AWS: the first request (or
@@ -81,8 +85,13 @@ func New(platform aws.Config, principalARN string, c config.Connection, opts ...
 		return nil, fmt.Errorf("connection %q: region is required", c.Name)
 	}
 	workers := max(c.Workers, 1)
+	// One pool for S3 and STS: one idle connection per worker, plus room
+	// for the lister and the move. Neither client follows redirects.
+	httpClient := newHTTPClient(platform.HTTPClient, workers+4)
 
 	stsClient := sts.NewFromConfig(platform, func(o *sts.Options) {
+		o.HTTPClient = httpClient
+		o.APIOptions = append(o.APIOptions, addRedirectError)
 		// STS is regional and independent of the bucket's region: use the
 		// platform's region when it has one, the bucket's otherwise.
 		if o.Region == "" {
@@ -110,17 +119,11 @@ func New(platform aws.Config, principalARN string, c config.Connection, opts ...
 		o.ExpiryWindowJitterFrac = 0.5
 	})
 
-	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-		// The SDK default keeps 10 idle connections per host; with more
-		// workers than that connections churn. Keep one per worker, plus
-		// room for the lister and the move.
-		t.MaxIdleConns = workers + 4
-		t.MaxIdleConnsPerHost = workers + 4
-	})
 	client := s3.NewFromConfig(platform, func(o *s3.Options) {
 		o.Region = c.Region
 		o.Credentials = cache
 		o.HTTPClient = httpClient
+		o.APIOptions = append(o.APIOptions, addRedirectError)
 		if c.Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.Endpoint)
 			o.UsePathStyle = true
@@ -146,7 +149,7 @@ func New(platform aws.Config, principalARN string, c config.Connection, opts ...
 			so.APIOptions = append(so.APIOptions, requestHook(hook, c.Region))
 		}
 	})
-	return &Connection{cfg: c, principal: principalARN, credentials: cache, s3: client}, nil
+	return &Connection{cfg: c, principal: principalARN, credentials: cache, s3: client, httpClient: httpClient}, nil
 }
 
 // Option configures New.
