@@ -16,6 +16,15 @@ type Advice struct {
 	Checks   []string
 }
 
+// trustConditionBlock is the Condition of the trust policy's statement (as
+// TrustPolicy writes it), with a placeholder instead of the External ID,
+// which advice never carries.
+const trustConditionBlock = `"Condition": {
+  "StringEquals": {
+    "sts:ExternalId": "<external_id of this connection>"
+  }
+}`
+
 // AdviceFor returns the advice for a validation failure of this connection.
 func (c *Connection) AdviceFor(err error) Advice { return Advise(c.principal, c.cfg, err) }
 
@@ -83,12 +92,31 @@ func Advise(principal string, cfg config.Connection, err error) Advice {
 			checks[1] = fmt.Sprintf("The bucket answered from region %s, but the connection is configured for %s: set region: %s.", re.Actual, cfg.Region, re.Actual)
 		}
 		return Advice{Headline: `"Bucket does not exist in region"`, Checks: checks}
+	case FailureTrustPolicy:
+		return Advice{
+			Headline: fmt.Sprintf("The trust policy of %s does not require this connection's External ID: STS let the connector assume the role with a random, wrong one. Any other customer of this platform who names your role in their own connection could make the connector assume it and reach your bucket (the \"confused deputy\" problem).", cfg.RoleARN()),
+			Checks: []string{
+				fmt.Sprintf("In the statement of the trust policy that allows %s to perform sts:AssumeRole, add this condition block, with the External ID of connection %q (from `s3connector policy --connection %s --document trust`) in place of the placeholder:\n%s", principal, cfg.Name, cfg.Name, trustConditionBlock),
+				"Remove any other statement of the trust policy that allows sts:AssumeRole without that condition: one Allow without it is enough to let any External ID in.",
+				"Use StringEquals with exactly one value: no wildcard (StringLike \"*\"), no list of several IDs, no ...IfExists operator (it passes when no External ID is sent at all).",
+				"Then run validation again: this check passes once STS refuses a wrong External ID with AccessDenied.",
+			},
+		}
 	case FailureExternalID:
 		return Advice{
 			Headline: `"Invalid External ID" or "External ID mismatch"`,
 			Checks: []string{
 				"Copy the External ID for this connection directly from `s3connector policy` (or `s3connector connection new`) output.",
 				"Check for any extra spaces or line breaks that may have been introduced when pasting, in the config and in the role's trust policy.",
+			},
+		}
+	}
+	if ve != nil && ve.Check == CheckTrustPolicy {
+		return Advice{
+			Headline: "The trust-policy check did not complete: STS answered a wrong External ID with neither AccessDenied nor credentials, so it is not known whether the role requires this connection's External ID.",
+			Checks: []string{
+				"Run validation again in a few minutes: throttling and network errors are retried by the SDK, and still failing means STS is not answering.",
+				"Check that the platform's own AWS credentials are valid and that the daemon reaches the STS endpoint.",
 			},
 		}
 	}

@@ -24,6 +24,11 @@ type recordingSTS struct {
 	expiresIn time.Duration
 	// fail, when set, is returned as an STS error (code, message).
 	fail [2]string
+	// answer, when set, decides each request: a non-empty code is returned
+	// as an STS error with that HTTP status, "" grants the request. It
+	// records what AWS answers, e.g. AccessDenied (403) to an ExternalId the
+	// trust policy does not name.
+	answer func(form url.Values) (status int, code, message string)
 }
 
 func (s *recordingSTS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -36,9 +41,13 @@ func (s *recordingSTS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := len(s.requests)
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/xml")
-	if s.fail[0] != "" {
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>r%d</RequestId></ErrorResponse>`, s.fail[0], s.fail[1], n)
+	status, code, message := http.StatusBadRequest, s.fail[0], s.fail[1]
+	if s.answer != nil && code == "" {
+		status, code, message = s.answer(r.PostForm)
+	}
+	if code != "" {
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>r%d</RequestId></ErrorResponse>`, code, message, n)
 		return
 	}
 	exp := time.Now().Add(s.expiresIn).UTC().Format(time.RFC3339)
@@ -57,6 +66,13 @@ func (s *recordingSTS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
   </AssumeRoleResult>
   <ResponseMetadata><RequestId>r%d</RequestId></ResponseMetadata>
 </AssumeRoleResponse>`, n, n, n, exp, r.PostForm.Get("RoleArn"), r.PostForm.Get("RoleSessionName"), r.PostForm.Get("RoleSessionName"), n)
+}
+
+// request returns the i-th request recorded.
+func (s *recordingSTS) request(i int) url.Values {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests[i]
 }
 
 func (s *recordingSTS) count() int {

@@ -20,9 +20,12 @@ import (
 // Check names, in the order Validate runs them.
 const (
 	CheckAssumeRole = "assume role"
-	CheckBucket     = "bucket exists in region"
-	CheckList       = "list prefix"
-	CheckReadWrite  = "write/read/copy/delete marker"
+	// CheckTrustPolicy assumes the role with a wrong External ID and
+	// requires STS to refuse it (see checkTrustPolicy).
+	CheckTrustPolicy = "wrong External ID refused"
+	CheckBucket      = "bucket exists in region"
+	CheckList        = "list prefix"
+	CheckReadWrite   = "write/read/copy/delete marker"
 )
 
 // ArchiveFolder and ErrorFolder are the subfolders of the base path that
@@ -32,11 +35,33 @@ const (
 	ErrorFolder   = "error/"
 )
 
-// CheckResult is the outcome of one validation check.
+// CheckResult is the outcome of one validation check: passed (Err nil,
+// Skipped empty), failed (Err set) or skipped (Skipped set: the check could
+// not mean anything here, e.g. the trust-policy check against an STS that
+// ignores External IDs). A skipped check does not fail the report.
 type CheckResult struct {
-	Name   string
-	Detail string // what was checked, e.g. the role ARN or the marker key
-	Err    error  // nil when the check passed
+	Name    string
+	Detail  string // what was checked, e.g. the role ARN or the marker key
+	Err     error  // nil when the check passed or was skipped
+	Skipped string // why the check did not run; "" when it ran
+}
+
+// States of a check, as CheckResult.State names them.
+const (
+	CheckPassed  = "ok"
+	CheckFailed  = "FAIL"
+	CheckSkipped = "SKIP"
+)
+
+// State is CheckPassed, CheckFailed or CheckSkipped.
+func (c CheckResult) State() string {
+	switch {
+	case c.Err != nil:
+		return CheckFailed
+	case c.Skipped != "":
+		return CheckSkipped
+	}
+	return CheckPassed
 }
 
 // Report is the outcome of Validate: the checks that ran, in order, and the
@@ -46,7 +71,8 @@ type Report struct {
 	Files  int
 }
 
-// OK reports whether every check passed.
+// OK reports whether no check failed (a skipped check does not fail it) and
+// the report has any check at all.
 func (r *Report) OK() bool {
 	for _, c := range r.Checks {
 		if c.Err != nil {
@@ -78,6 +104,9 @@ const (
 	// FailureCopyAccess: the role writes and reads under the base path, but
 	// S3 refused the server-side copy every move makes (tags, versions).
 	FailureCopyAccess
+	// FailureTrustPolicy: the role can be assumed with a wrong External ID;
+	// its trust policy lacks the sts:ExternalId condition.
+	FailureTrustPolicy
 )
 
 // ValidationError is returned by Validate when a check fails.
@@ -91,7 +120,10 @@ func (e *ValidationError) Error() string { return e.Check + ": " + e.Err.Error()
 func (e *ValidationError) Unwrap() error { return e.Err }
 
 // Validate runs the connection checks in order and stops at the first
-// failure: assume the role; the bucket exists in the configured region; list
+// failure: assume the role; assume it again with a random wrong External ID,
+// which STS must refuse (checkTrustPolicy; skipped against an STS that is
+// not AWS's, and without WithPlatform, so callers pass it); the bucket
+// exists in the configured region; list
 // the base path (counting files waiting, not those under archive/ or error/);
 // move a small tagged marker under <base_path>archive/ the way ingestion
 // moves a file (checkReadWrite), which proves every object permission a run
@@ -99,12 +131,21 @@ func (e *ValidationError) Unwrap() error { return e.Err }
 //
 // The report lists every check that ran. The error, if any, is a
 // *ValidationError whose Class selects the troubleshooting advice.
-func (c *Connection) Validate(ctx context.Context) (*Report, error) {
+func (c *Connection) Validate(ctx context.Context, opts ...ValidateOption) (*Report, error) {
+	var o validateOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	r := &Report{}
 	run := func(name, detail string, check func() (string, error)) error {
 		d, err := check()
 		if d != "" {
 			detail = d
+		}
+		var skip *skippedCheck
+		if errors.As(err, &skip) {
+			r.Checks = append(r.Checks, CheckResult{Name: name, Detail: detail, Skipped: skip.reason})
+			return nil
 		}
 		r.Checks = append(r.Checks, CheckResult{Name: name, Detail: detail, Err: err})
 		if err != nil {
@@ -115,6 +156,11 @@ func (c *Connection) Validate(ctx context.Context) (*Report, error) {
 	if err := run(CheckAssumeRole, c.cfg.RoleARN(), func() (string, error) {
 		_, err := c.AssumeRole(ctx)
 		return "", err
+	}); err != nil {
+		return r, err
+	}
+	if err := run(CheckTrustPolicy, c.cfg.RoleARN(), func() (string, error) {
+		return c.checkTrustPolicy(ctx, o)
 	}); err != nil {
 		return r, err
 	}
@@ -140,6 +186,12 @@ func (c *Connection) Validate(ctx context.Context) (*Report, error) {
 
 func classifyFailure(check string, err error) FailureClass {
 	switch {
+	case errors.Is(err, ErrTrustPolicyOpen):
+		return FailureTrustPolicy
+	case check == CheckTrustPolicy:
+		// No AccessDenied and no credentials: unproven, not a permission
+		// problem of the customer's.
+		return FailureOther
 	case errors.Is(err, ErrInvalidExternalID):
 		return FailureExternalID
 	case check == CheckAssumeRole:

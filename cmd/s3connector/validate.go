@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
@@ -71,13 +72,17 @@ func validateOne(ctx context.Context, platform aws.Config, principal string, c c
 		printAdvice(w, connector.Advise(principal, c, err))
 		return false
 	}
-	report, err := conn.Validate(ctx)
+	report, err := conn.Validate(ctx, connector.WithPlatform(platform))
 	for _, check := range report.Checks {
-		if check.Err != nil {
-			fmt.Fprintf(w, "  FAIL  %-30s %s\n        %v\n", check.Name, check.Detail, check.Err)
-			continue
+		// One line per check, its state first (ok, FAIL or SKIP); a failed
+		// check's error and a skipped check's reason on the next line.
+		fmt.Fprintf(w, "  %-4s  %-30s %s\n", check.State(), check.Name, check.Detail)
+		switch check.State() {
+		case connector.CheckFailed:
+			fmt.Fprintf(w, "        %v\n", check.Err)
+		case connector.CheckSkipped:
+			fmt.Fprintf(w, "        skipped: %s\n", check.Skipped)
 		}
-		fmt.Fprintf(w, "  ok    %-30s %s\n", check.Name, check.Detail)
 	}
 	if err != nil {
 		printAdvice(w, conn.AdviceFor(err))
@@ -99,6 +104,8 @@ func lookupConnection(cfg *config.Config, name, configFile string) (*config.Conn
 func printAdvice(w io.Writer, a connector.Advice) {
 	fmt.Fprintf(w, "Validation failed: %s\nCheck the following:\n", a.Headline)
 	for _, c := range a.Checks {
-		fmt.Fprintf(w, "  * %s\n", c)
+		// A check may carry a policy block over several lines: indent them
+		// under the bullet.
+		fmt.Fprintf(w, "  * %s\n", strings.ReplaceAll(c, "\n", "\n      "))
 	}
 }
