@@ -33,8 +33,8 @@ const (
 
 // Config is the whole configuration file.
 type Config struct {
-	// Listen is the address of the HTTP server for /metrics, /healthz and
-	// /readyz. Default DefaultListen.
+	// Listen is the address of the HTTP server for /metrics, /healthz,
+	// /readyz and /status. Default DefaultListen.
 	Listen string `yaml:"listen"`
 	// PrincipalARN is the platform's own AWS principal, shown in every trust
 	// policy. Required.
@@ -43,6 +43,15 @@ type Config struct {
 	// after SIGTERM/SIGINT; no new move starts after it. Default
 	// DefaultShutdownGrace.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	// StatusTokenFile, when set, is the absolute path of a file holding
+	// the bearer token /status requires; surrounding whitespace is trimmed.
+	// Validate reads it into StatusToken, so it is read again on every
+	// reload (a rotated Secret takes effect with SIGHUP). Default unset:
+	// /status answers anyone, with role ARNs and account IDs redacted.
+	StatusTokenFile string `yaml:"status_token_file"`
+	// StatusToken is the content of StatusTokenFile, filled by Validate.
+	// It is a secret: never log or print it.
+	StatusToken string `yaml:"-"`
 	// Log configures the daemon's logs.
 	Log Log `yaml:"log"`
 	// Connections are the customers' buckets.
@@ -93,6 +102,10 @@ type Connection struct {
 	MinAge time.Duration `yaml:"min_age"`
 	// MaxFiles caps the files taken per run; 0 (the default) is unlimited.
 	MaxFiles int `yaml:"max_files"`
+	// MaxFileSize sends a larger file to error/ (with a report) without
+	// reading it: a guard against a sink or disk being flooded by one
+	// object. 0 (the default) is unlimited.
+	MaxFileSize ByteSize `yaml:"max_file_size"`
 	// MaxAttempts sends a file to error/ (with a report) after this many
 	// transient failures across runs; 0 (the default) retries forever. The
 	// counts are kept in the bucket under <base_path>error/.s3connector/attempts/.

@@ -97,6 +97,22 @@ var badFiles = []struct {
 		want: []string{"connections[0].endpoint: must be an absolute URL starting with http:// or https://"},
 	},
 	{
+		file: "endpoint_http.bad.yaml",
+		want: []string{
+			`connections[0].endpoint: plain http is accepted only for a loopback address (127.0.0.0/8, ::1, localhost), got host "minio.internal"; use https://`,
+			`connections[0].sts_endpoint: plain http is accepted only for a loopback address (127.0.0.0/8, ::1, localhost), got host "10.0.0.5"; use https://`,
+		},
+	},
+	{
+		file: "endpoint_http_lookalike.bad.yaml",
+		want: []string{
+			`connections[0].endpoint: plain http is accepted only for a loopback address (127.0.0.0/8, ::1, localhost), got host "localhost.attacker.example"; use https://`,
+			`connections[0].sts_endpoint: plain http is accepted only for a loopback address (127.0.0.0/8, ::1, localhost), got host "127.0.0.1.nip.io"; use https://`,
+			`connections[1].endpoint: plain http is accepted only for a loopback address (127.0.0.0/8, ::1, localhost), got host "::ffff:10.0.0.1"; use https://`,
+			`connections[1].sts_endpoint: plain http is accepted only for a loopback address (127.0.0.0/8, ::1, localhost), got host "0.0.0.0"; use https://`,
+		},
+	},
+	{
 		file: "env_unset.bad.yaml",
 		want: []string{
 			"line 7: environment variable S3C_TEST_UNSET_ACCOUNT_ID is not set, used in connections[0].account_id",
@@ -223,6 +239,10 @@ var badFiles = []struct {
 		want: []string{"connections[0].lease_ttl: must be at least 1s (0 means the default, 90s), got 500ms"},
 	},
 	{
+		file: "max_file_size.bad.yaml",
+		want: []string{`line 11: "ten gigs" is not a size: use a number of bytes or a number with a unit (KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 512MiB`},
+	},
+	{
 		file: "max_attempts.bad.yaml",
 		want: []string{"connections[0].max_attempts: must not be negative (0 means unlimited), got -3"},
 	},
@@ -290,6 +310,18 @@ var badFiles = []struct {
 	{
 		file: "status.bad.yaml",
 		want: []string{`connections[0].status: must be one of draft, active, disabled, got "enabled"`},
+	},
+	{
+		file: "status_token_empty.bad.yaml",
+		want: []string{"status_token_file: /dev/null is empty; it must hold the token /status requires"},
+	},
+	{
+		file: "status_token_missing.bad.yaml",
+		want: []string{"status_token_file: cannot read the token: open /nonexistent/s3connector/status-token: no such file or directory"},
+	},
+	{
+		file: "status_token_relative.bad.yaml",
+		want: []string{`status_token_file: must be an absolute path, got "secrets/status-token"`},
 	},
 	{
 		file: "sts_endpoint.bad.yaml",
@@ -396,16 +428,25 @@ func TestLoadGood(t *testing.T) {
 	t.Setenv("S3C_TEST_INGEST_TOKEN", "s3cr3t-token")
 	unsetEnv(t, "S3C_TEST_NOT_SET_ANYWHERE")
 	registerImporterTypeForTest(t, "kafka")
+	// status_token_file must be absolute, so good.yaml takes it from the
+	// environment; the token is trimmed.
+	tokenFile := filepath.Join(t.TempDir(), "status-token")
+	if err := os.WriteFile(tokenFile, []byte("  status-s3cr3t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("S3C_TEST_STATUS_TOKEN_FILE", tokenFile)
 
 	cfg, err := Load(filepath.Join(testdataDir, "good.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Listen:        DefaultListen,
-		ShutdownGrace: 45 * time.Second,
-		Log:           Log{Format: "console", Level: "debug"},
-		PrincipalARN:  "arn:aws:iam::111122223333:role/s3connector-platform",
+		Listen:          DefaultListen,
+		ShutdownGrace:   45 * time.Second,
+		StatusTokenFile: tokenFile,
+		StatusToken:     "status-s3cr3t",
+		Log:             Log{Format: "console", Level: "debug"},
+		PrincipalARN:    "arn:aws:iam::111122223333:role/s3connector-platform",
 		Connections: []Connection{
 			{
 				Name:        "acme",
@@ -420,6 +461,7 @@ func TestLoadGood(t *testing.T) {
 				MaxFiles:    500,
 				MaxAttempts: 5,
 				LeaseTTL:    2 * time.Minute,
+				MaxFileSize: 5 << 30,
 				RoleName:    "acme-s3connector-reader",
 				ExternalID:  "acme-0123456789-external",
 				KMSKeyARN:   "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",

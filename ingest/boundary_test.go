@@ -184,3 +184,35 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return sum
 }
+
+// A file above max_file_size goes to error/ with a report, unread: the
+// importer never sees it and no GET is sent for it.
+func TestRunMaxFileSizeSendsLargeFilesToErrorUnread(t *testing.T) {
+	srv := needMinIO(t)
+	bucket := minioBucket(t, srv)
+	put(t, srv, bucket, "in/big.bin", randomBody(64<<10))
+	put(t, srv, bucket, "in/small.bin", randomBody(1<<10))
+	p := newAWSProxy(t, srv)
+	imp := &countingImporter{}
+	conn := testConnection(t, srv, bucket, "in/", p.URL, func(c *config.Connection) { c.MaxFileSize = 16 << 10 })
+	r, err := NewRunner(conn, Options{Importer: imp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Run(t.Context())
+	if s.Archived != 1 || s.Errored != 1 || s.Imported != 1 || !s.OK() {
+		t.Fatalf("summary %+v, want small.bin archived and big.bin in error/", s)
+	}
+	if imp.imports("in/big.bin") != 0 {
+		t.Error("big.bin was imported")
+	}
+	for _, q := range p.requests() {
+		if q.Method == http.MethodGet && strings.HasSuffix(q.Path, "/big.bin") {
+			t.Errorf("GET %s sent for a file above max_file_size", q.Path)
+		}
+	}
+	text := bucketText(t, srv, bucket, "in/error/")
+	if !strings.Contains(text, `"reason_code": "too_large"`) || !strings.Contains(text, "65536 bytes, more than the connection's max_file_size of 16384 bytes") {
+		t.Errorf("error/ holds:\n%s", text)
+	}
+}

@@ -58,6 +58,7 @@ type Runner struct {
 	name, bucket, base, region string
 	workers                    int
 	maxAttempts                int
+	maxFileSize                int64
 	stuckRetry                 time.Duration
 	filter                     Filter
 	pageSize                   int32
@@ -92,7 +93,7 @@ func NewRunner(conn *connector.Connection, o Options) (*Runner, error) {
 	}
 	r := &Runner{
 		name: c.Name, bucket: c.Bucket, base: c.BasePath, region: c.Region,
-		workers: max(c.Workers, 1), maxAttempts: c.MaxAttempts, stuckRetry: o.StuckRetry,
+		workers: max(c.Workers, 1), maxAttempts: c.MaxAttempts, maxFileSize: int64(c.MaxFileSize), stuckRetry: o.StuckRetry,
 		filter: filter, pageSize: o.PageSize,
 		s3: conn.S3(), importer: o.Importer, metrics: o.Metrics,
 		log: log.With(zap.String("connection", c.Name)), now: now,
@@ -411,6 +412,10 @@ func (ru *run) process(ctx context.Context, f File) result {
 		}
 	}
 
+	if r.maxFileSize > 0 && f.Size > r.maxFileSize {
+		return ru.tooLarge(ctx, log, f)
+	}
+
 	// 1. GET pinned to the listed ETag.
 	obj, err := r.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &r.bucket, Key: aws.String(f.Key), IfMatch: aws.String(f.ETag)})
 	if err != nil {
@@ -484,22 +489,11 @@ func (ru *run) finishMove(ctx context.Context, log *zap.Logger, f File, rec *fil
 	}
 	// The copy keeps the source's encryption and storage class: read them
 	// (and the version) again, pinned to the imported ETag.
-	head, err := r.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &r.bucket, Key: aws.String(f.Key), IfMatch: aws.String(f.ETag)})
-	if err != nil {
-		err = connector.Classify(err, r.region)
-		switch {
-		case errors.Is(err, connector.ErrPreconditionFailed):
-			log.Info("file changed since it was imported; the new version is taken next run")
-			return result{out: r.done(outRetry, f, 0)}
-		case errors.Is(err, connector.ErrNotFound):
-			log.Info("file vanished before its move was finished")
-			return result{out: r.done(outVanished, f, 0)}
-		}
-		log.Warn("cannot finish the move of an imported file; it is tried again next run", zap.Error(err))
-		return result{out: r.done(outRetry, f, 0)}
+	src, res, ok := ru.head(ctx, log, f)
+	if !ok {
+		return res
 	}
-	f.VersionID = aws.ToString(head.VersionId)
-	src.VersionID, src.Attrs = f.VersionID, archive.AttributesFromHead(head)
+	f.VersionID = src.VersionID
 	verdict, code, reason, attempts := rec.Verdict, rec.ReasonCode, rec.Reason, max(rec.Attempts, 1)
 	if verdict == verdictArchive && r.maxAttempts > 0 && rec.Attempts >= r.maxAttempts {
 		verdict, code = verdictError, ReasonArchiveFailed
@@ -510,6 +504,42 @@ func (ru *run) finishMove(ctx context.Context, log *zap.Logger, f File, rec *fil
 		report = ru.report(f, code, reason, attempts, rec.First)
 	}
 	return result{out: ru.move(ctx, log, f, src, verdict, report), bytes: src.Size}
+}
+
+// tooLarge sends a file above max_file_size to error/ without reading it.
+func (ru *run) tooLarge(ctx context.Context, log *zap.Logger, f File) result {
+	r := ru.r
+	src, res, ok := ru.head(ctx, log, f)
+	if !ok {
+		return res
+	}
+	reason := fmt.Sprintf("the file is %d bytes, more than the connection's max_file_size of %d bytes; it was not imported", f.Size, r.maxFileSize)
+	log.Warn("file larger than max_file_size; it goes to error/ unread", zap.Int64("size", f.Size), zap.Int64("max_file_size", r.maxFileSize))
+	return result{out: ru.move(ctx, log, f, src, verdictError, ru.report(f, ReasonTooLarge, reason, 1, time.Time{})), bytes: src.Size}
+}
+
+// head reads what a move keeps of a file (encryption, storage class,
+// version) without its body, pinned to the listed ETag. When it fails, ok
+// is false and res is the file's outcome.
+func (ru *run) head(ctx context.Context, log *zap.Logger, f File) (src archive.Source, res result, ok bool) {
+	r := ru.r
+	src = archive.Source{Bucket: r.bucket, Key: f.Key, RelKey: f.RelKey, ETag: f.ETag, Modified: f.LastModified, Size: f.Size}
+	out, err := r.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &r.bucket, Key: aws.String(f.Key), IfMatch: aws.String(f.ETag)})
+	if err != nil {
+		err = connector.Classify(err, r.region)
+		switch {
+		case errors.Is(err, connector.ErrPreconditionFailed):
+			log.Info("file changed since it was listed; the new version is taken next run")
+			return src, result{out: r.done(outRetry, f, 0)}, false
+		case errors.Is(err, connector.ErrNotFound):
+			log.Info("file vanished before it was moved")
+			return src, result{out: r.done(outVanished, f, 0)}, false
+		}
+		log.Warn("cannot read the file's attributes; it is tried again next run", zap.Error(err))
+		return src, result{out: r.done(outRetry, f, 0)}, false
+	}
+	src.VersionID, src.Attrs = aws.ToString(out.VersionId), archive.AttributesFromHead(out)
+	return src, result{}, true
 }
 
 // skip leaves a file that cannot be read at all (SSE-C, an archive storage
