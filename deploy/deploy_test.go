@@ -170,7 +170,7 @@ func TestKubeconform(t *testing.T) {
 		kinds = append(kinds, r.Kind)
 	}
 	slices.Sort(kinds)
-	want := []string{"ConfigMap", "Deployment", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}
+	want := []string{"ConfigMap", "Deployment", "NetworkPolicy", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("validated kinds %v, want %v", kinds, want)
 	}
@@ -196,6 +196,8 @@ func TestKubeconformRejects(t *testing.T) {
 		{"prometheusrule.yaml", "for: 5m", "fore: 5m", "'fore' not allowed"},
 		{"configmap.yaml", "\ndata:", "\ndat:", "'dat' not allowed"},
 		{"serviceaccount.yaml", "automountServiceAccountToken: false", "automountServiceAccountToken: 0", "at '/automountServiceAccountToken': got number, want boolean"},
+		{"networkpolicy.yaml", "  policyTypes:", "  policyType:", "'policyType' not allowed"},
+		{"networkpolicy.yaml", "          podSelector:", "          podSelectr:", "'podSelectr' not allowed"},
 		// Not a Kubernetes resource: a missing schema is an error, not a skip.
 		{"kustomization.yaml", "", "", "could not find schema for Kustomization"},
 	} {
@@ -347,6 +349,13 @@ type (
 							Name string `yaml:"name"`
 						} `yaml:"configMap"`
 						EmptyDir *struct{} `yaml:"emptyDir"`
+						Secret   *struct {
+							SecretName string `yaml:"secretName"`
+							Items      []struct {
+								Key  string `yaml:"key"`
+								Path string `yaml:"path"`
+							} `yaml:"items"`
+						} `yaml:"secret"`
 					} `yaml:"volumes"`
 				} `yaml:"spec"`
 			} `yaml:"template"`
@@ -372,7 +381,8 @@ func (d deployment) container(t *testing.T) container {
 
 // loadConfig loads the ConfigMap's config.yaml with the daemon's own loader,
 // its ${VAR}s taken from the Deployment's environment (a Secret's value
-// replaced by a valid External ID).
+// replaced by a valid External ID) and its status_token_file, which must be
+// a key of a Secret mounted in the container, replaced by a test file.
 func loadConfig(t *testing.T, d deployment) *config.Config {
 	t.Helper()
 	var cm struct {
@@ -401,6 +411,7 @@ func loadConfig(t *testing.T, d deployment) *config.Config {
 		}
 		t.Setenv(m[1], value)
 	}
+	text = replaceStatusTokenFile(t, d, text)
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -410,6 +421,48 @@ func loadConfig(t *testing.T, d deployment) *config.Config {
 		t.Fatalf("configmap.yaml config.yaml: the daemon refuses it: %v", err)
 	}
 	return cfg
+}
+
+// replaceStatusTokenFile checks that the configuration's status_token_file
+// is a file of a Secret volume mounted read-only in the container, and
+// points it at a test token file instead.
+func replaceStatusTokenFile(t *testing.T, d deployment, text string) string {
+	t.Helper()
+	var top struct {
+		StatusTokenFile string `yaml:"status_token_file"`
+	}
+	if err := yaml.Unmarshal([]byte(text), &top); err != nil {
+		t.Fatalf("configmap.yaml config.yaml: %v", err)
+	}
+	file := top.StatusTokenFile
+	if file == "" {
+		return text
+	}
+	var fromSecret bool
+	for _, m := range d.container(t).VolumeMounts {
+		if m.MountPath != filepath.Dir(file) {
+			continue
+		}
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Name != m.Name || v.Secret == nil || !m.ReadOnly {
+				continue
+			}
+			for _, it := range v.Secret.Items {
+				if it.Path == filepath.Base(file) {
+					fromSecret = true
+					t.Logf("status_token_file %s: key %s of the Secret %s", file, it.Key, v.Secret.SecretName)
+				}
+			}
+		}
+	}
+	if !fromSecret {
+		t.Errorf("configmap.yaml: status_token_file %s is not a key of a Secret mounted read-only in deployment.yaml", file)
+	}
+	token := filepath.Join(t.TempDir(), "status-token")
+	if err := os.WriteFile(token, []byte("platform-test-status-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Replace(text, "status_token_file: "+file, "status_token_file: "+token, 1)
 }
 
 // TestDeployment checks what a schema cannot: one replica replaced with
@@ -617,6 +670,75 @@ func TestServiceAndMonitor(t *testing.T) {
 	}
 	if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != svc.Spec.Ports[0].Name || sm.Spec.Endpoints[0].Path != "/metrics" {
 		t.Errorf("servicemonitor endpoints %+v, want /metrics on port %q", sm.Spec.Endpoints, svc.Spec.Ports[0].Name)
+	}
+}
+
+// TestNetworkPolicy: the policy selects the Deployment's pods and admits,
+// on the metrics port only, one peer that is Prometheus's pods in
+// Prometheus's namespace (both selectors in one peer: two peers would admit
+// every pod of that namespace, or any namespace's Prometheus); it restricts
+// ingress only, so the daemon still reaches STS, S3 and its sink.
+func TestNetworkPolicy(t *testing.T) {
+	d := loadDeployment(t)
+	c := d.container(t)
+	type selector struct {
+		MatchLabels      map[string]string `yaml:"matchLabels"`
+		MatchExpressions []any             `yaml:"matchExpressions"`
+	}
+	var np struct {
+		Metadata objectMeta `yaml:"metadata"`
+		Spec     struct {
+			PodSelector selector `yaml:"podSelector"`
+			PolicyTypes []string `yaml:"policyTypes"`
+			Ingress     []struct {
+				From []struct {
+					NamespaceSelector *selector `yaml:"namespaceSelector"`
+					PodSelector       *selector `yaml:"podSelector"`
+					IPBlock           any       `yaml:"ipBlock"`
+				} `yaml:"from"`
+				Ports []struct {
+					Port     any    `yaml:"port"`
+					Protocol string `yaml:"protocol"`
+					EndPort  *int   `yaml:"endPort"`
+				} `yaml:"ports"`
+			} `yaml:"ingress"`
+			Egress []any `yaml:"egress"`
+		} `yaml:"spec"`
+	}
+	decodeFile(t, "networkpolicy.yaml", &np)
+	if !labelsMatch(np.Spec.PodSelector.MatchLabels, d.Spec.Template.Metadata.Labels) || len(np.Spec.PodSelector.MatchExpressions) != 0 {
+		t.Errorf("podSelector %+v does not select the Deployment's pods %v", np.Spec.PodSelector, d.Spec.Template.Metadata.Labels)
+	}
+	if !slices.Equal(np.Spec.PolicyTypes, []string{"Ingress"}) || np.Spec.Egress != nil {
+		t.Errorf("policyTypes %v, egress %v: want Ingress only (egress goes to STS, S3 and the sink)", np.Spec.PolicyTypes, np.Spec.Egress)
+	}
+	if len(np.Spec.Ingress) != 1 {
+		t.Fatalf("%d ingress rules, want 1 (Prometheus to the metrics port)", len(np.Spec.Ingress))
+	}
+	rule := np.Spec.Ingress[0]
+	if len(rule.Ports) != 1 || (rule.Ports[0].Port != "metrics" && rule.Ports[0].Port != c.Ports[0].ContainerPort) ||
+		rule.Ports[0].Protocol != "TCP" || rule.Ports[0].EndPort != nil {
+		t.Errorf("ingress ports %+v, want the container's metrics port (%d) over TCP only", rule.Ports, c.Ports[0].ContainerPort)
+	}
+	if len(rule.From) != 1 {
+		t.Fatalf("ingress from %d peers, want 1: Prometheus's pods in its namespace", len(rule.From))
+	}
+	peer := rule.From[0]
+	switch {
+	case peer.IPBlock != nil:
+		t.Error("ingress peer is an ipBlock; want Prometheus's pods")
+	case peer.NamespaceSelector == nil || peer.PodSelector == nil:
+		t.Errorf("ingress peer %+v: want namespaceSelector and podSelector in one peer", peer)
+	default:
+		if got := peer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"]; got != "monitoring" || len(peer.NamespaceSelector.MatchLabels) != 1 {
+			t.Errorf("namespaceSelector %v, want kubernetes.io/metadata.name: monitoring", peer.NamespaceSelector.MatchLabels)
+		}
+		if got := peer.PodSelector.MatchLabels["app.kubernetes.io/name"]; got != "prometheus" {
+			t.Errorf("podSelector %v, want the Prometheus Operator's app.kubernetes.io/name: prometheus", peer.PodSelector.MatchLabels)
+		}
+	}
+	if !labelsMatch(map[string]string{"app.kubernetes.io/name": "s3connector", "app.kubernetes.io/instance": "acme"}, np.Metadata.Labels) {
+		t.Errorf("networkpolicy.yaml labels %v, want the tenant's labels", np.Metadata.Labels)
 	}
 }
 

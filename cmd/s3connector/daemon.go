@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"os/signal"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -51,6 +54,9 @@ type daemon struct {
 	mu        sync.Mutex
 	principal string
 	conns     map[string]*supervised
+	// statusToken (status_token_file) unlocks /status; empty: /status
+	// answers anyone, redacted.
+	statusToken string
 }
 
 // supervised is one connection under the daemon's care.
@@ -155,6 +161,7 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) {
 	defer d.mu.Unlock()
 	principalChanged := d.principal != cfg.PrincipalARN
 	d.principal = cfg.PrincipalARN
+	d.statusToken = cfg.StatusToken
 	want := map[string]config.Connection{}
 	for _, c := range cfg.Connections {
 		if c.Status == config.StatusActive {
@@ -277,15 +284,18 @@ func (d *daemon) snapshot() []*supervised {
 }
 
 // readyz: 200 when every active connection passed validation; otherwise
-// 503 naming each connection that has not, with its reason.
+// 503 naming each connection that has not, with its reason. Probes carry no
+// token, so the reasons are always redacted (role ARNs, account ids).
 func (d *daemon) readyz(w http.ResponseWriter, _ *http.Request) {
+	conns := d.snapshot()
+	filter := outputFilter{secrets: externalIDs(conns)}
 	var notReady []string
-	for _, s := range d.snapshot() {
+	for _, s := range conns {
 		s.mu.Lock()
 		if s.state != "scheduled" {
 			line := s.cfg.Name + ": " + s.state
 			if s.lastError != "" {
-				line += ": " + s.lastError
+				line += ": " + filter.text(s.lastError)
 			}
 			notReady = append(notReady, line)
 		}
@@ -352,13 +362,24 @@ func problems(s ingest.Summary) []string {
 	return out
 }
 
-// status serves every connection's state as JSON.
-func (d *daemon) status(w http.ResponseWriter, _ *http.Request) {
+// status serves every connection's state as JSON; see statusAccess for who
+// sees what.
+func (d *daemon) status(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	full, refused := d.statusAccess(r)
+	if refused != "" {
+		d.log.Debug("/status refused", zap.String("reason", refused), zap.String("remote", r.RemoteAddr))
+		w.Header().Set("WWW-Authenticate", `Bearer realm="s3connector status"`)
+		writeJSONError(w, http.StatusUnauthorized, refused+": /status needs the header Authorization: Bearer <the token in status_token_file>")
+		return
+	}
 	out := struct {
 		Version     string             `json:"version"`
 		Connections []connectionStatus `json:"connections"`
 	}{Version: version, Connections: []connectionStatus{}}
-	for _, s := range d.snapshot() {
+	conns := d.snapshot()
+	filter := outputFilter{full: full, secrets: externalIDs(conns)}
+	for _, s := range conns {
 		s.mu.Lock()
 		cs := connectionStatus{Name: s.cfg.Name, State: s.state, Since: s.since.UTC(), Schedule: s.cfg.Schedule, LastError: s.lastError}
 		s.mu.Unlock()
@@ -392,8 +413,10 @@ func (d *daemon) status(w http.ResponseWriter, _ *http.Request) {
 					waiting := max(l.Listed-l.Archived-l.Errored-l.Vanished, 0)
 					cs.Waiting = &waiting
 				}
+				rs.Error, rs.Skipped = filter.text(rs.Error), filter.text(rs.Skipped)
 			}
 		}
+		cs.LastError, cs.Problems = filter.text(cs.LastError), filter.texts(cs.Problems)
 		out.Connections = append(out.Connections, cs)
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -402,4 +425,48 @@ func (d *daemon) status(w http.ResponseWriter, _ *http.Request) {
 	if err := enc.Encode(out); err != nil && !errors.Is(err, context.Canceled) {
 		d.log.Debug("write /status", zap.Error(err))
 	}
+}
+
+// statusAccess decides what r may see of /status. Without status_token_file
+// everyone gets the redacted view (no role ARNs, no account ids). With it,
+// only a request carrying the token is answered, in full; any other is
+// refused with 401 (refused says why) rather than given the redacted view:
+// whoever sets a token wants /status closed (its connection names, states
+// and file counts are the tenant's business too), and a client with a wrong
+// or stale token should fail loudly, not quietly get less.
+func (d *daemon) statusAccess(r *http.Request) (full bool, refused string) {
+	d.mu.Lock()
+	token := d.statusToken
+	d.mu.Unlock()
+	if token == "" {
+		return false, ""
+	}
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(got) == "" {
+		return false, "no bearer token"
+	}
+	// Hashing first makes the comparison constant-time in the length too.
+	want, have := sha256.Sum256([]byte(token)), sha256.Sum256([]byte(strings.TrimSpace(got)))
+	if subtle.ConstantTimeCompare(want[:], have[:]) != 1 {
+		return false, "invalid token"
+	}
+	return true, ""
+}
+
+// externalIDs are the values /status and /readyz never show.
+func externalIDs(conns []*supervised) []string {
+	ids := make([]string, 0, len(conns))
+	for _, s := range conns {
+		ids = append(ids, s.cfg.ExternalID)
+	}
+	return ids
+}
+
+// writeJSONError answers with the status code and {"error": msg}.
+func writeJSONError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(struct {
+		Error string `json:"error"`
+	}{msg})
 }
