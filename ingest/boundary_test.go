@@ -167,7 +167,7 @@ func TestRunImporterPanicIsThatFilesFailure(t *testing.T) {
 	}
 }
 
-// counter sums the samples of a counter family in reg.
+// counter sums the samples of a counter (or gauge) family in reg.
 func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -178,7 +178,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}

@@ -17,11 +17,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/s3connector/s3connector/archive"
 	"github.com/s3connector/s3connector/config"
 	"github.com/s3connector/s3connector/connector"
 	"github.com/s3connector/s3connector/connector/miniotest"
+	"github.com/s3connector/s3connector/metrics"
 )
 
 // awsProxy is a reverse proxy in front of MinIO that records the requests
@@ -166,6 +168,11 @@ func TestRunBlockedDeleteIsNotImportedAgain(t *testing.T) {
 		Resource: connector.StringOrList{"arn:aws:s3:::" + bucket + "/in/*.csv"},
 	}
 	imp := &countingImporter{}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	conn := testConnectionWith(t, srv, bucket, "in/", "", nil, deny)
 	// Runs 1 and 2 are minutes apart: run 2 leaves the blocked file out
 	// until its next try. Runs 3 and 4 come after it and try the delete.
@@ -175,7 +182,7 @@ func TestRunBlockedDeleteIsNotImportedAgain(t *testing.T) {
 		return func() time.Time { return start.Add(at[run-1]).Add(time.Since(start)) }
 	}
 	for run := 1; run <= 4; run++ {
-		r, err := NewRunner(conn, Options{Importer: imp, Now: clock(run)})
+		r, err := NewRunner(conn, Options{Importer: imp, Now: clock(run), Metrics: m})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,6 +199,14 @@ func TestRunBlockedDeleteIsNotImportedAgain(t *testing.T) {
 	}
 	if n := imp.imports("in/locked.csv"); n != 1 {
 		t.Errorf("locked.csv imported %d times, want once", n)
+	}
+	// Tried in runs 1, 3 and 4 (run 2 left it out until its next try);
+	// blocked in every run's gauge, which the alert reads.
+	if got := counter(t, reg, "s3connector_moves_blocked_total"); got != 3 {
+		t.Errorf("s3connector_moves_blocked_total = %v, want 3", got)
+	}
+	if got := counter(t, reg, "s3connector_files_blocked"); got != 1 {
+		t.Errorf("s3connector_files_blocked = %v, want 1", got)
 	}
 	if got := keys(t, srv, bucket, "in/archive/locked"); len(got) != 1 {
 		t.Errorf("archive copies of locked.csv: %v, want one", got)
