@@ -202,6 +202,63 @@ func permissionsPolicy(partition, bucket, basePath string) PolicyDocument {
 	}
 }
 
+// SidPlatformAssumeRole is the Sid of the platform identity policy's only
+// statement.
+const SidPlatformAssumeRole = "AssumeCustomerRolesOnlyWithExternalID"
+
+// PlatformPolicy is the identity-based policy the platform principal itself
+// carries (the role or user in principal_arn, in partition): it may call
+// sts:AssumeRole only on roles named with config.RoleNamePrefix, in any
+// account, and only when it sends an External ID.
+//
+// Cross-account access needs both sides: "A user who wants to access a role
+// in a different account must also have permissions that are delegated from
+// the account administrator. The administrator must attach a policy that
+// allows the user to call AssumeRole for the ARN of the role in the other
+// account" (STS API Reference, AssumeRole). The customer's trust policy
+// (TrustPolicy) decides who may come in; this one keeps the platform from
+// assuming anything else, e.g. a role of its own account that trusts the
+// account, if the daemon were tricked into naming it.
+//
+// The Null condition operator with "false" requires the key to be present in
+// the request context ("Null check (checks if the key value exists as a
+// standalone check)", IAM User Guide, "IAM JSON policy elements: Condition
+// operators",
+// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html);
+// sts:ExternalId is in the context exactly when the AssumeRole request
+// carries an ExternalId. Which value is right only the customer's trust
+// policy can say (StringEquals there), and the confused-deputy defence is
+// that condition ("The confused deputy problem",
+// https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html);
+// this one makes a call without any External ID fail on our side too, so a
+// code path that forgot it is refused even by a role that does not ask.
+//
+// A connection with a role_name outside the prefix is not covered: give it
+// a prefixed name, or add its role ARN.
+func PlatformPolicy(partition string) PolicyDocument {
+	if partition == "" {
+		partition = "aws"
+	}
+	return PolicyDocument{
+		Version: PolicyVersion,
+		Statement: []PolicyStatement{{
+			Sid:      SidPlatformAssumeRole,
+			Effect:   "Allow",
+			Action:   StringOrList{"sts:AssumeRole"},
+			Resource: StringOrList{"arn:" + partition + ":iam::*:role/" + config.RoleNamePrefix + "*"},
+			Condition: PolicyCondition{
+				"Null": {"sts:ExternalId": {"false"}},
+			},
+		}},
+	}
+}
+
+// WritePlatformPolicy writes PlatformPolicy(partition) as indented JSON,
+// ready for `aws iam put-role-policy --policy-document file:///dev/stdin`.
+func WritePlatformPolicy(w io.Writer, partition string) error {
+	return writeIndented(w, PlatformPolicy(partition))
+}
+
 // KMSKeyPolicyStatement is the statement the customer adds to the key policy
 // of the KMS key that encrypts their bucket (SSE-KMS): Decrypt to read,
 // GenerateDataKey to write the archive/ and error/ copies, DescribeKey for

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -727,5 +728,64 @@ func TestPolicyPermissionsSufficeOnMinIO(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPolicyPlatform: the platform principal's own policy allows only
+// sts:AssumeRole, only on roles named with the prefix (any account, the
+// given partition), and only when an External ID is sent. Golden files:
+// testdata/policy/platform-<partition>.txt.
+//
+// MinIO does not evaluate the caller's identity policy for AssumeRole (its
+// STS hands any user a session scoped by that user's own policy), so this
+// policy is checked as a document, not on a server.
+func TestPolicyPlatform(t *testing.T) {
+	for _, partition := range []string{"aws", "aws-cn", "aws-us-gov"} {
+		t.Run(partition, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := WritePlatformPolicy(&b, partition); err != nil {
+				t.Fatal(err)
+			}
+			checkPolicyGolden(t, filepath.Join("testdata", "policy", "platform-"+partition+".txt"), b.Bytes())
+
+			var doc PolicyDocument
+			dec := json.NewDecoder(&b)
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&doc); err != nil {
+				t.Fatal(err)
+			}
+			if doc.Version != PolicyVersion || len(doc.Statement) != 1 {
+				t.Fatalf("document %+v: want one statement", doc)
+			}
+			st := doc.Statement[0]
+			if st.Effect != "Allow" || len(st.Principal) != 0 {
+				t.Errorf("statement %+v: want an identity-policy Allow with no Principal", st)
+			}
+			if !slices.Equal(st.Action, StringOrList{"sts:AssumeRole"}) {
+				t.Errorf("actions %q, want only sts:AssumeRole", st.Action)
+			}
+			want := "arn:" + partition + ":iam::*:role/" + config.RoleNamePrefix + "*"
+			if !slices.Equal(st.Resource, StringOrList{want}) {
+				t.Errorf("resources %q, want only %s", st.Resource, want)
+			}
+			if got := st.Condition; len(got) != 1 || len(got["Null"]) != 1 || !slices.Equal(got["Null"]["sts:ExternalId"], StringOrList{"false"}) {
+				t.Errorf("condition %v, want only Null sts:ExternalId false (an External ID must be present)", got)
+			}
+			// A connection's default role name is covered, in any account;
+			// another name is not (IAM's "*" matches like path.Match here:
+			// no "/" in an account ID or a role name).
+			for role, covered := range map[string]bool{
+				config.RoleNamePrefix + "acme": true,
+				"someone-elses-role":           false,
+			} {
+				arn := "arn:" + partition + ":iam::123456789012:role/" + role
+				if ok, _ := path.Match(want, arn); ok != covered {
+					t.Errorf("%s covered by %s: %v, want %v", arn, want, ok, covered)
+				}
+			}
+		})
+	}
+	if got := PlatformPolicy(""); got.Statement[0].Resource[0] != "arn:aws:iam::*:role/"+config.RoleNamePrefix+"*" {
+		t.Errorf("default partition resource %q, want aws", got.Statement[0].Resource[0])
 	}
 }

@@ -173,3 +173,67 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("bad config: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// policy --platform prints the platform principal's identity policy, exactly
+// the golden document of the connector package; the partition follows
+// --partition, or the connections of --config.
+func TestPolicyPlatformCommand(t *testing.T) {
+	golden := func(partition string) string {
+		b, err := os.ReadFile(filepath.Join("..", "..", "connector", "testdata", "policy", "platform-"+partition+".txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	externalID, err := connector.NewExternalID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := writeConfig(t, "http://127.0.0.1:1", "customer-data-imports", externalID)
+	tests := []struct {
+		args       []string
+		partition  string
+		wantStderr string
+	}{
+		{[]string{"policy", "--platform"}, "aws", ""},
+		{[]string{"policy", "--platform", "--partition", "aws-cn"}, "aws-cn", ""},
+		{[]string{"policy", "--platform", "--config", cfgPath}, "aws", ""},
+	}
+	for _, tt := range tests {
+		out, stderr, code := runCLI(t, tt.args...)
+		if code != 0 {
+			t.Errorf("%q exited %d: %s", tt.args, code, stderr)
+			continue
+		}
+		if out != golden(tt.partition) {
+			t.Errorf("%q printed\n%s\nwant platform-%s.txt", tt.args, out, tt.partition)
+		}
+		if stderr != tt.wantStderr {
+			t.Errorf("%q stderr %q, want %q", tt.args, stderr, tt.wantStderr)
+		}
+	}
+
+	// A role name outside the prefix is not covered: say so.
+	custom := strings.Replace(mustRead(t, cfgPath), "    base_path: imports/\n", "    base_path: imports/\n    role_name: CustomerChosenRole\n", 1)
+	customPath := filepath.Join(t.TempDir(), "custom.yaml")
+	if err := os.WriteFile(customPath, []byte(custom), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := runCLI(t, "policy", "--platform", "--config", customPath)
+	if code != 0 || out != golden("aws") || !strings.Contains(stderr, `connection "acme" uses role CustomerChosenRole, which this policy does not cover`) {
+		t.Errorf("custom role name: exit %d, stderr %q", code, stderr)
+	}
+	// A config in one partition and --partition naming another cannot both hold.
+	if _, stderr, code := runCLI(t, "policy", "--platform", "--config", cfgPath, "--partition", "aws-cn"); code == 0 || !strings.Contains(stderr, "partition") {
+		t.Errorf("mismatched partition: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
