@@ -281,6 +281,33 @@ func validateHTTPURL(raw string) error {
 	return nil
 }
 
+// validateEndpoint checks an S3 or STS endpoint: an absolute URL, https
+// unless the host is a loopback address (127.0.0.0/8, ::1, localhost: tests
+// and the demo). Over plain http anyone on the path could read the signed
+// requests and the temporary credentials STS returns, and answer in the
+// bucket's name. Like validateHTTPURL it echoes only the host.
+func validateEndpoint(raw string) error {
+	if err := validateHTTPURL(raw); err != nil {
+		return err
+	}
+	u, _ := url.Parse(raw) // parsed by validateHTTPURL
+	if u.Scheme == "https" || isLoopbackHost(u.Hostname()) {
+		return nil
+	}
+	return fmt.Errorf("plain http is accepted only for a loopback address (127.0.0.0/8, ::1, localhost), got host %q; use https://", u.Hostname())
+}
+
+// isLoopbackHost reports whether host (without port or brackets) is
+// "localhost" or a loopback IP address. Other names are not resolved: what
+// they resolve to can change after validation.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func isAlnum(b byte) bool {
 	return 'a' <= b && b <= 'z' || '0' <= b && b <= '9'
 }

@@ -59,10 +59,16 @@ func (p *problems) addf(path, format string, args ...any) {
 
 // Validate checks c after ApplyDefaults and reports every problem at once
 // as a *ValidationError. It returns nil for a valid configuration. It never
-// includes an External ID in a message.
+// includes an External ID or a token in a message. Its only I/O: it reads
+// status_token_file into StatusToken.
 func (c *Config) Validate() error {
 	var p problems
 	p.add("listen", validateListen(c.Listen))
+	if c.StatusTokenFile != "" {
+		var err error
+		c.StatusToken, err = readStatusToken(c.StatusTokenFile)
+		p.add("status_token_file", err)
+	}
 	p.add("principal_arn", validatePrincipalARN(c.PrincipalARN))
 	if c.ShutdownGrace < 0 {
 		p.addf("shutdown_grace", "must not be negative, got %s", c.ShutdownGrace)
@@ -150,10 +156,10 @@ func (c *Connection) validate(path string, p *problems) {
 	}
 	c.Importer.validate(path+".importer", c.Status, p)
 	if c.Endpoint != "" {
-		p.add(path+".endpoint", validateHTTPURL(c.Endpoint))
+		p.add(path+".endpoint", validateEndpoint(c.Endpoint))
 	}
 	if c.STSEndpoint != "" {
-		p.add(path+".sts_endpoint", validateHTTPURL(c.STSEndpoint))
+		p.add(path+".sts_endpoint", validateEndpoint(c.STSEndpoint))
 	}
 }
 
