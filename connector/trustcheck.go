@@ -118,10 +118,14 @@ func isAccessDenied(err error) bool {
 }
 
 // trustCheckSTS is an STS client signed with the platform identity and
-// configured as New configures the connection's own: the platform's region,
-// else the bucket's; the connection's sts_endpoint when it has one.
+// configured as New configures the connection's own: no redirect followed
+// (newHTTPClient: a wrong-ID AssumeRole is no more to be sent to another host
+// than the real one), the platform's region, else the bucket's; the
+// connection's sts_endpoint when it has one.
 func (c *Connection) trustCheckSTS(platform aws.Config) *sts.Client {
 	return sts.NewFromConfig(platform, func(o *sts.Options) {
+		o.HTTPClient = newHTTPClient(platform.HTTPClient, 1)
+		o.APIOptions = append(o.APIOptions, addRedirectError)
 		if o.Region == "" {
 			o.Region = c.cfg.Region
 		}

@@ -319,3 +319,34 @@ func TestTrustConditionBlockMatchesTrustPolicy(t *testing.T) {
 		t.Errorf("trust policy condition\n%s\nadvice block\n%s", got, trustConditionBlock)
 	}
 }
+
+// The wrong-ID attempt is sent only to the STS endpoint: a redirect to
+// another host is not followed (as for the connection's own STS client),
+// and the check fails unproven instead of passing.
+func TestTrustCheckNoRedirect(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+	defer other.Close()
+	fake := &recordingSTS{expiresIn: time.Hour}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err == nil && r.PostForm.Get("ExternalId") != minioExternalID {
+			http.Redirect(w, r, other.URL+"/steal", http.StatusTemporaryRedirect)
+			return
+		}
+		fake.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	platform := platformConfig("k", "s")
+	conn, err := New(platform, platformPrincipal, minioConnection(ts.URL, "redirect", "bucket", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Validate(context.Background(), WithPlatform(platform), withAnySTSEndpoint)
+	var ve *ValidationError
+	if !errors.As(err, &ve) || ve.Check != CheckTrustPolicy || ve.Class != FailureOther {
+		t.Errorf("Validate: %v, want the trust check failing unproven", err)
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("%d requests followed the redirect to another host", n)
+	}
+}
