@@ -6,11 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestDirWritesAtomicallyUnderRoot(t *testing.T) {
@@ -171,6 +175,9 @@ func TestDirKeysThatCannotBeWritten(t *testing.T) {
 			if msg := err.Error(); !strings.Contains(msg, fmt.Sprintf("key %q", f.Key)) || !strings.Contains(msg, tt.wantText) || !strings.Contains(msg, "rename the file in the bucket") {
 				t.Errorf("error %q does not name the key, say %q and what to do", msg, tt.wantText)
 			}
+			if r := publicReason(err); strings.Contains(r, root) || !strings.Contains(r, "rename the file in the bucket") {
+				t.Errorf("report reason %q names a local path or not what to do", r)
+			}
 			if body.n != 0 {
 				t.Errorf("%d bytes of the body read for a key rejected by its path", body.n)
 			}
@@ -275,4 +282,266 @@ func (h *hookReader) Read(p []byte) (int, error) {
 		}
 	}
 	return h.r.Read(p)
+}
+
+// A symbolic link on a key's path in the import directory is never
+// followed, whether it points outside (to a file or a folder) or inside,
+// and whether it is the file or one of its folders: a transient error
+// names it (the operator's problem, not the file's: see Dir), nothing is
+// read from the body, and nothing outside changes.
+func TestDirNeverFollowsSymlinks(t *testing.T) {
+	tests := []struct {
+		name string
+		// links maps a link's path under the root to its target; a target
+		// starting with "OUT" is under the outside directory.
+		links map[string]string
+		dirs  []string // folders to create under the root first
+		rel   string
+		link  string // the link the error names
+	}{
+		{name: "leaf to an outside file", links: map[string]string{"a.csv": "OUT/victim"}, rel: "a.csv", link: "a.csv"},
+		{name: "leaf to an outside file, relative", links: map[string]string{"a.csv": "../outside/victim"}, rel: "a.csv", link: "a.csv"},
+		{name: "leaf to an outside folder", links: map[string]string{"d": "OUT"}, rel: "d", link: "d"},
+		{name: "leaf dangling outside", links: map[string]string{"new.csv": "OUT/new.csv"}, rel: "new.csv", link: "new.csv"},
+		{name: "folder to outside", links: map[string]string{"sub": "OUT"}, rel: "sub/x.csv", link: "sub"},
+		{name: "folder to outside, relative", links: map[string]string{"sub": "../outside"}, rel: "sub/victim", link: "sub"},
+		{name: "folder in the middle to outside", dirs: []string{"a"}, links: map[string]string{"a/sub": "OUT"}, rel: "a/sub/b/x.csv", link: "a/sub"},
+		{name: "leaf in a subfolder to outside", dirs: []string{"a/b"}, links: map[string]string{"a/b/victim": "OUT/victim"}, rel: "a/b/victim", link: "a/b/victim"},
+		{name: "folder to a folder inside", dirs: []string{"real"}, links: map[string]string{"alias": "real"}, rel: "alias/x.csv", link: "alias"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := t.TempDir()
+			root, outside := filepath.Join(base, "root"), filepath.Join(base, "outside")
+			for _, d := range append([]string{""}, tt.dirs...) {
+				if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.MkdirAll(outside, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(outside, "victim"), []byte("outside"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for p, target := range tt.links {
+				if rest, ok := strings.CutPrefix(target, "OUT"); ok {
+					target = outside + rest
+				}
+				if err := os.Symlink(target, filepath.Join(root, filepath.FromSlash(p))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := snapshot(t, base)
+			body := &countingReader{r: strings.NewReader("new")}
+			f := File{Key: "imports/" + tt.rel, RelKey: tt.rel}
+			err := Dir{Root: root, names: newDirNameIndex(1 << 10)}.Import(context.Background(), f, body)
+			if after := snapshot(t, base); !maps.Equal(before, after) {
+				t.Errorf("the tree changed:\nbefore %q\nafter  %q", before, after)
+			}
+			if err == nil || IsPermanent(err) || !errors.Is(err, ErrSymlinkInImportDir) {
+				t.Fatalf("err = %v, want a transient error wrapping ErrSymlinkInImportDir", err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, filepath.Join(root, filepath.FromSlash(tt.link))+" is a symbolic link") || !strings.Contains(msg, fmt.Sprintf("key %q", f.Key)) {
+				t.Errorf("error %q does not name the link %s and the key", msg, tt.link)
+			}
+			if body.n != 0 {
+				t.Errorf("%d bytes of the body read", body.n)
+			}
+		})
+	}
+}
+
+// snapshot maps every path under dir (relative to it) to its content
+// ("dir/" for folders, "-> target" for links).
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		switch {
+		case e.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			m[rel] = "-> " + target
+			return err
+		case e.IsDir():
+			m[rel] = "dir/"
+		default:
+			b, err := os.ReadFile(p)
+			m[rel] = string(b)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// Keys whose names differ only in letter case or Unicode normalisation,
+// in the same folder, would overwrite each other on a case-insensitive or
+// normalising file system: the first written keeps its name, the later
+// one is refused (permanent, naming both keys, before its body is read).
+// The exact same key again replaces the file.
+func TestDirNameCollisions(t *testing.T) {
+	const (
+		nfc = "caf\u00e9.csv"  // é as one code point
+		nfd = "cafe\u0301.csv" // e + combining acute accent
+	)
+	tests := []struct {
+		name    string
+		onDisk  []string // files already in the directory (not written by Dir)
+		earlier []string // keys imported first, in order
+		removed []string // files deleted (by a consumer) after that
+		rel     string
+		other   string // the earlier key the refusal names; "" = imported
+	}{
+		{name: "case", earlier: []string{"A.csv"}, rel: "a.csv", other: "imports/A.csv"},
+		{name: "case, other way", earlier: []string{"a.csv"}, rel: "A.CSV", other: "imports/a.csv"},
+		{name: "NFD after NFC", earlier: []string{nfc}, rel: nfd, other: "imports/" + nfc},
+		{name: "NFC after NFD", earlier: []string{nfd}, rel: nfc, other: "imports/" + nfd},
+		{name: "case and normalisation", earlier: []string{"CAF\u00c9.csv"}, rel: nfd, other: "imports/CAF\u00c9.csv"},
+		{name: "full case folding", earlier: []string{"stra\u00dfe.csv"}, rel: "STRASSE.csv", other: "imports/stra\u00dfe.csv"},
+		{name: "in a subfolder", earlier: []string{"x/y/Report.csv"}, rel: "x/y/report.csv", other: "imports/x/y/Report.csv"},
+		{name: "folder", earlier: []string{"Data/a.csv"}, rel: "data/b.csv", other: "imports/Data/"},
+		{name: "folder deeper", earlier: []string{"x/Data/a.csv"}, rel: "x/DATA/b/c.csv", other: "imports/x/Data/"},
+		{name: "file then folder", earlier: []string{"report"}, rel: "REPORT/x.csv", other: "imports/report"},
+		{name: "folder then file", earlier: []string{"report/x.csv"}, rel: "Report", other: "imports/report/"},
+		{name: "file in the directory before", onDisk: []string{"A.csv"}, rel: "a.csv", other: "imports/A.csv"},
+		{name: "folder in the directory before", onDisk: []string{"Q/z"}, rel: "q/z", other: "imports/Q/"},
+
+		{name: "same key again replaces", earlier: []string{"a.csv", nfd}, rel: "a.csv"},
+		{name: "same NFD key again replaces", earlier: []string{nfd}, rel: nfd},
+		{name: "same folder again", earlier: []string{"Data/a.csv"}, rel: "Data/b.csv"},
+		{name: "different folders", earlier: []string{"x/A.csv"}, rel: "y/a.csv"},
+		{name: "different accents", earlier: []string{"a.csv"}, rel: "\u00e1.csv"},
+		{name: "compatibility forms stay apart", earlier: []string{"\u2460.csv"}, rel: "1.csv"},
+		{name: "full case folding of a ligature", earlier: []string{"\ufb01le.csv"}, rel: "FILE.csv", other: "imports/\ufb01le.csv"},
+		{name: "earlier one deleted since", earlier: []string{"A.csv"}, removed: []string{"A.csv"}, rel: "a.csv"},
+		{name: "both spellings on disk before: either is re-imported", onDisk: []string{"A.csv", "a.csv"}, rel: "a.csv"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			for _, p := range tt.onDisk {
+				full := filepath.Join(root, filepath.FromSlash(p))
+				if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(full, []byte("earlier"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d := Dir{Root: root, names: newDirNameIndex(1 << 10)}
+			for _, rel := range tt.earlier {
+				if err := d.Import(context.Background(), File{Key: "imports/" + rel, RelKey: rel}, strings.NewReader("earlier")); err != nil {
+					t.Fatalf("earlier %q: %v", rel, err)
+				}
+			}
+			for _, p := range tt.removed {
+				if err := os.Remove(filepath.Join(root, p)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := snapshot(t, root)
+			f := File{Key: "imports/" + tt.rel, RelKey: tt.rel}
+			body := &countingReader{r: strings.NewReader("new")}
+			err := d.Import(context.Background(), f, body)
+			if tt.other == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(tt.rel))); err != nil || string(got) != "new" {
+					t.Errorf("read back %q, %v", got, err)
+				}
+				return
+			}
+			if !IsPermanent(err) || !errors.Is(err, ErrNameCollision) {
+				t.Fatalf("err = %v, want a permanent error wrapping ErrNameCollision", err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, fmt.Sprintf("key %q", f.Key)) || !strings.Contains(msg, fmt.Sprintf("(key %q)", tt.other)) || !strings.Contains(msg, "rename the file in the bucket") {
+				t.Errorf("error %q does not name both keys (%q, %q) and what to do", msg, f.Key, tt.other)
+			}
+			if r := publicReason(err); strings.Contains(r, root) || !strings.Contains(r, fmt.Sprintf("%q", tt.other)) {
+				t.Errorf("report reason %q names a local path or not the earlier key", r)
+			}
+			if body.n != 0 {
+				t.Errorf("%d bytes of the body read for a refused key", body.n)
+			}
+			if after := snapshot(t, root); !maps.Equal(before, after) {
+				t.Errorf("the directory changed:\nbefore %q\nafter  %q", before, after)
+			}
+		})
+	}
+}
+
+// Workers importing spellings of one name at once into one folder: the
+// name's reservation during the write refuses the others, so exactly one
+// spelling is written, whatever the timing, and every refusal is a
+// collision with it.
+func TestDirConcurrentNameCollisions(t *testing.T) {
+	root := t.TempDir()
+	d := Dir{Root: root, names: newDirNameIndex(1 << 10)}
+	spellings := []string{"k.csv", "K.csv", "k.CSV", "K.CSV"}
+	const perSpelling = 4
+	var wg sync.WaitGroup
+	errs := make([]error, len(spellings)*perSpelling)
+	for i := range errs {
+		wg.Go(func() {
+			rel := "in/" + spellings[i%len(spellings)]
+			body := &hookReader{r: strings.NewReader(rel), hook: func() error { time.Sleep(20 * time.Millisecond); return nil }}
+			errs[i] = d.Import(context.Background(), File{Key: rel, RelKey: rel}, body)
+		})
+	}
+	wg.Wait()
+	written := map[string]bool{}
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			written[spellings[i%len(spellings)]] = true
+		case !errors.Is(err, ErrNameCollision) || !IsPermanent(err):
+			t.Errorf("worker %d: %v, want nil or a collision", i, err)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(root, "in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(written) != 1 || len(entries) != 1 || !written[entries[0].Name()] {
+		t.Fatalf("written spellings %v, folder holds %v: want one, the same", written, entries)
+	}
+	for i, err := range errs {
+		if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("(key %q)", "in/"+entries[0].Name())) {
+			t.Errorf("worker %d's refusal does not name the written key: %v", i, err)
+		}
+	}
+}
+
+// The names of folders written long ago are dropped to keep the index
+// within its budget, and read again when a key needs them: collisions are
+// still refused, and the most recent folder is always kept.
+func TestDirNameIndexBudget(t *testing.T) {
+	root := t.TempDir()
+	names := newDirNameIndex(4 * folderWeight)
+	d := Dir{Root: root, names: names}
+	for i := range 20 {
+		rel := fmt.Sprintf("f%02d/A.csv", i)
+		if err := d.Import(context.Background(), File{Key: rel, RelKey: rel}, strings.NewReader("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names.mu.Lock()
+	held, total := len(names.dirs), names.total
+	names.mu.Unlock()
+	if held > 5 || total > 5*folderWeight+5 {
+		t.Errorf("index holds %d folders, %d names; want about its budget", held, total)
+	}
+	err := d.Import(context.Background(), File{Key: "f00/a.csv", RelKey: "f00/a.csv"}, strings.NewReader("x"))
+	if !errors.Is(err, ErrNameCollision) {
+		t.Errorf("collision in a dropped folder: err = %v, want ErrNameCollision", err)
+	}
 }
