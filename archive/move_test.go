@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"regexp"
@@ -296,76 +294,13 @@ func TestMoveKeepsEncryption(t *testing.T) {
 	}
 }
 
-// recorder is a reverse proxy in front of MinIO that records the requests
-// the client sends. MinIO ignores If-Match on DeleteObject and the ETag of
+// newRecorder is a recording proxy in front of MinIO and a root client
+// through it. MinIO ignores If-Match on DeleteObject and the ETag of
 // DeleteObjects entries (AWS honours them), so the conditional delete can
 // only be checked by looking at the request we send.
-type recorder struct {
-	mu   sync.Mutex
-	reqs []recorded
-	// fail, when set, answers instead of MinIO for matching requests.
-	fail func(r *http.Request) (status int, body string, ok bool)
-	// loseAnswer, when set, lets MinIO carry out matching requests but
-	// answers the client with its own status and body (a lost response).
-	loseAnswer func(r *http.Request) (status int, body string, ok bool)
-}
-
-type recorded struct {
-	Method, Path, Query string
-	Header              http.Header
-	Body                string
-}
-
-func newRecorder(t *testing.T, srv *miniotest.Server) (*recorder, *s3.Client) {
-	target, err := url.Parse(srv.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &recorder{}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body []byte
-		if r.Method == http.MethodPost || r.Method == http.MethodDelete {
-			body, _ = io.ReadAll(r.Body)
-			r.Body = io.NopCloser(bytes.NewReader(body))
-		}
-		rec.mu.Lock()
-		rec.reqs = append(rec.reqs, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), string(body)})
-		fail, lose := rec.fail, rec.loseAnswer
-		rec.mu.Unlock()
-		if lose != nil {
-			if status, msg, ok := lose(r); ok {
-				proxy.ServeHTTP(httptest.NewRecorder(), r)
-				w.Header().Set("Content-Type", "application/xml")
-				w.WriteHeader(status)
-				io.WriteString(w, msg)
-				return
-			}
-		}
-		if fail != nil {
-			if status, msg, ok := fail(r); ok {
-				w.Header().Set("Content-Type", "application/xml")
-				w.WriteHeader(status)
-				io.WriteString(w, msg)
-				return
-			}
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(hs.Close)
-	return rec, srv.S3ClientAt(hs.URL, srv.RootUser, srv.RootPass)
-}
-
-func (r *recorder) matching(method, query string) []recorded {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []recorded
-	for _, q := range r.reqs {
-		if q.Method == method && strings.Contains(q.Query, query) {
-			out = append(out, q)
-		}
-	}
-	return out
+func newRecorder(t *testing.T, srv *miniotest.Server) (*miniotest.Proxy, *s3.Client) {
+	p := srv.NewProxy(t)
+	return p, p.Client()
 }
 
 // A copy whose answer is lost is retried by the SDK; on AWS the retry
@@ -384,20 +319,18 @@ func TestMoveCopyAnswerLost(t *testing.T) {
 				return r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != ""
 			}
 			var copies atomic.Int32
-			rec.mu.Lock()
-			rec.loseAnswer = func(r *http.Request) (int, string, bool) {
+			rec.LoseAnswer(func(r *http.Request) (int, string, bool) {
 				if isCopy(r) && copies.Add(1) == 1 {
 					return http.StatusInternalServerError, "<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>", true
 				}
 				return 0, "", false
-			}
-			rec.fail = func(r *http.Request) (int, string, bool) {
+			})
+			rec.Answer(func(r *http.Request) (int, string, bool) {
 				if isCopy(r) && copies.Load() >= 2 {
 					return http.StatusPreconditionFailed, "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>", true
 				}
 				return 0, "", false
-			}
-			rec.mu.Unlock()
+			})
 			mover := &Mover{S3: client, Bucket: bucket, BasePath: "in/"}
 			var report *Report
 			if folder == Error {
@@ -407,7 +340,7 @@ func TestMoveCopyAnswerLost(t *testing.T) {
 			if err != nil {
 				t.Fatalf("move: %v", err)
 			}
-			if n := len(rec.matching(http.MethodPut, "")); n < 2 {
+			if n := len(rec.Matching(http.MethodPut, "")); n < 2 {
 				t.Fatalf("%d PUT requests: the lost answer was not retried", n)
 			}
 			if got, _ := readObject(t, client, bucket, res.Key); string(got) != "a,b\n" {
@@ -434,14 +367,14 @@ func TestMoveDeleteIsConditional(t *testing.T) {
 		if _, err := mover.Move(t.Context(), src, Archive, nil); err != nil {
 			t.Fatal(err)
 		}
-		dels := rec.matching(http.MethodDelete, "")
+		dels := rec.Matching(http.MethodDelete, "")
 		if len(dels) != 1 {
 			t.Fatalf("%d DELETE requests, want 1", len(dels))
 		}
 		if got := dels[0].Header.Get("If-Match"); got != src.ETag {
 			t.Errorf("DELETE If-Match = %q, want the listed ETag %q", got, src.ETag)
 		}
-		copies := rec.matching(http.MethodPut, "")
+		copies := rec.Matching(http.MethodPut, "")
 		var sawCopy bool
 		for _, c := range copies {
 			if c.Header.Get("X-Amz-Copy-Source") != "" {
@@ -466,7 +399,7 @@ func TestMoveDeleteIsConditional(t *testing.T) {
 		for i := range srcs {
 			srcs[i] = putObject(t, client, bucket, "", fmt.Sprintf("batch/%02d.csv", i), []byte(fmt.Sprint(i)), s3.PutObjectInput{})
 		}
-		before := len(rec.matching(http.MethodPost, "delete"))
+		before := len(rec.Matching(http.MethodPost, "delete"))
 		var wg sync.WaitGroup
 		errs := make([]error, n)
 		for i := range srcs {
@@ -476,7 +409,7 @@ func TestMoveDeleteIsConditional(t *testing.T) {
 		if err := errors.Join(errs...); err != nil {
 			t.Fatal(err)
 		}
-		posts := rec.matching(http.MethodPost, "delete")[before:]
+		posts := rec.Matching(http.MethodPost, "delete")[before:]
 		if len(posts) == 0 || len(posts) > n {
 			t.Fatalf("%d DeleteObjects requests for %d moves", len(posts), n)
 		}
@@ -540,23 +473,23 @@ func TestMoveDeleteIsConditional(t *testing.T) {
 				t.Errorf("archived %q", got)
 			}
 			var pinned bool
-			for _, c := range rec.matching(http.MethodPut, "") {
+			for _, c := range rec.Matching(http.MethodPut, "") {
 				pinned = pinned || c.Header.Get("X-Amz-Copy-Source") == CopySource(vbucket, key)+"?versionId="+url.QueryEscape(src.VersionID)
 			}
 			if !pinned {
 				t.Errorf("single=%v: no copy pinned to version %s", single, src.VersionID)
 			}
 		}
-		for _, d := range rec.matching(http.MethodDelete, "versionId=") {
+		for _, d := range rec.Matching(http.MethodDelete, "versionId=") {
 			t.Errorf("a delete named a version: %s?%s", d.Path, d.Query)
 		}
-		for _, p := range rec.matching(http.MethodPost, "delete") {
+		for _, p := range rec.Matching(http.MethodPost, "delete") {
 			if strings.Contains(p.Body, "VersionId") {
 				t.Errorf("a DeleteObjects entry named a version: %s", p.Body)
 			}
 		}
 		var conditional bool
-		for _, d := range rec.matching(http.MethodDelete, "") {
+		for _, d := range rec.Matching(http.MethodDelete, "") {
 			conditional = conditional || (strings.HasSuffix(d.Path, "/v-true.csv") && d.Header.Get("If-Match") != "")
 		}
 		if !conditional {
@@ -573,12 +506,12 @@ func xmlEscape(s string) string { return strings.ReplaceAll(s, `"`, "&#34;") }
 func TestMoveFallsBackWithoutDeleteObjects(t *testing.T) {
 	srv := miniotest.Shared(t)
 	rec, client := newRecorder(t, srv)
-	rec.fail = func(r *http.Request) (int, string, bool) {
+	rec.Answer(func(r *http.Request) (int, string, bool) {
 		if r.Method == http.MethodPost && r.URL.Query().Has("delete") {
 			return http.StatusNotImplemented, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message></Error>`, true
 		}
 		return 0, "", false
-	}
+	})
 	bucket := newBucket(t, srv)
 	mover := &Mover{S3: client, Bucket: bucket}
 	for i := range 3 {
@@ -590,10 +523,10 @@ func TestMoveFallsBackWithoutDeleteObjects(t *testing.T) {
 			t.Errorf("%s still in the inbox", src.Key)
 		}
 	}
-	if n := len(rec.matching(http.MethodPost, "delete")); n != 1 {
+	if n := len(rec.Matching(http.MethodPost, "delete")); n != 1 {
 		t.Errorf("%d DeleteObjects attempts, want 1 (then single deletes)", n)
 	}
-	if n := len(rec.matching(http.MethodDelete, "")); n != 3 {
+	if n := len(rec.Matching(http.MethodDelete, "")); n != 3 {
 		t.Errorf("%d single deletes, want 3", n)
 	}
 }
@@ -635,7 +568,7 @@ func TestMoveMultipart(t *testing.T) {
 		t.Errorf("attributes lost: %q %v", aws.ToString(out.ContentType), out.Metadata)
 	}
 	parts := 0
-	for _, p := range rec.matching(http.MethodPut, "partNumber=") {
+	for _, p := range rec.Matching(http.MethodPut, "partNumber=") {
 		parts++
 		if p.Header.Get("X-Amz-Copy-Source-If-Match") != src.ETag {
 			t.Errorf("part copy without If-Match %q", src.ETag)
@@ -655,7 +588,7 @@ func TestMoveMultipart(t *testing.T) {
 	if _, err := mover.Move(t.Context(), listed, Archive, nil); err == nil {
 		t.Fatal("multipart move of a changed source succeeded")
 	}
-	if len(rec.matching(http.MethodDelete, "uploadId=")) == 0 {
+	if len(rec.Matching(http.MethodDelete, "uploadId=")) == 0 {
 		t.Error("failed multipart copy was not aborted")
 	}
 	uploads, err := client.ListMultipartUploads(t.Context(), &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
@@ -751,9 +684,7 @@ func TestMoveNullVersionIsNotPinned(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	for _, r := range rec.reqs {
+	for _, r := range rec.Requests() {
 		if strings.Contains(r.Query, "versionId") || strings.Contains(r.Header.Get("X-Amz-Copy-Source"), "versionId") || strings.Contains(r.Body, "VersionId") {
 			t.Errorf("%s %s?%s names a version (copy source %q, body %q)", r.Method, r.Path, r.Query, r.Header.Get("X-Amz-Copy-Source"), r.Body)
 		}

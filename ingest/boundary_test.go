@@ -192,7 +192,7 @@ func TestRunMaxFileSizeSendsLargeFilesToErrorUnread(t *testing.T) {
 	bucket := minioBucket(t, srv)
 	put(t, srv, bucket, "in/big.bin", randomBody(64<<10))
 	put(t, srv, bucket, "in/small.bin", randomBody(1<<10))
-	p := newAWSProxy(t, srv)
+	p := srv.NewProxy(t)
 	imp := &countingImporter{}
 	conn := testConnection(t, srv, bucket, "in/", p.URL, func(c *config.Connection) { c.MaxFileSize = 16 << 10 })
 	r, err := NewRunner(conn, Options{Importer: imp})
@@ -206,7 +206,7 @@ func TestRunMaxFileSizeSendsLargeFilesToErrorUnread(t *testing.T) {
 	if imp.imports("in/big.bin") != 0 {
 		t.Error("big.bin was imported")
 	}
-	for _, q := range p.requests() {
+	for _, q := range p.Requests() {
 		if q.Method == http.MethodGet && strings.HasSuffix(q.Path, "/big.bin") {
 			t.Errorf("GET %s sent for a file above max_file_size", q.Path)
 		}

@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -266,21 +263,21 @@ func TestLeaseUnrenewableIsLost(t *testing.T) {
 	for i := range 20 {
 		put(t, srv, bucket, fmt.Sprintf("f%02d.csv", i), []byte("x"))
 	}
-	rec := newLeaseProxy(t, srv)
+	rec := srv.NewProxy(t)
 	var puts atomic.Int64
-	rec.fail = func(r *http.Request) (int, string, bool) {
+	rec.Answer(func(r *http.Request) (int, string, bool) {
 		// The first PUT takes the lease; every renewal fails.
 		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, LeaseKey) && puts.Add(1) > 1 {
 			return http.StatusInternalServerError, `<Error><Code>InternalError</Code><Message>injected</Message></Error>`, true
 		}
 		return 0, "", false
-	}
+	})
 	imp := importerFunc(func(ctx context.Context, f File, body io.Reader) error {
 		io.Copy(io.Discard, body)
 		time.Sleep(50 * time.Millisecond)
 		return nil
 	})
-	r, err := NewRunner(testConnection(t, srv, bucket, "", rec.url, func(c *config.Connection) { c.Workers = 1 }),
+	r, err := NewRunner(testConnection(t, srv, bucket, "", rec.URL, func(c *config.Connection) { c.Workers = 1 }),
 		Options{Importer: imp, Lease: LeaseOptions{TTL: 300 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
@@ -363,52 +360,6 @@ func TestLeaseRenewAndReleaseOnMinIO(t *testing.T) {
 	}
 }
 
-// leaseProxy is a reverse proxy in front of MinIO that records the lease
-// requests and can answer some itself: MinIO ignores If-Match on
-// DeleteObject and never answers 409 ConditionalRequestConflict, which AWS
-// does, so those are checked on the request we send.
-type leaseProxy struct {
-	url  string
-	mu   sync.Mutex
-	reqs []*http.Request
-	fail func(r *http.Request) (status int, body string, ok bool)
-}
-
-func newLeaseProxy(t *testing.T, srv *miniotest.Server) *leaseProxy {
-	target, err := url.Parse(srv.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &leaseProxy{}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.mu.Lock()
-		if strings.HasSuffix(r.URL.Path, LeaseKey) {
-			p.reqs = append(p.reqs, r.Clone(context.Background()))
-		}
-		fail := p.fail
-		p.mu.Unlock()
-		if fail != nil {
-			if status, body, ok := fail(r); ok {
-				w.Header().Set("Content-Type", "application/xml")
-				w.WriteHeader(status)
-				io.WriteString(w, body)
-				return
-			}
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(hs.Close)
-	p.url = hs.URL
-	return p
-}
-
-func (p *leaseProxy) requests() []*http.Request {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]*http.Request(nil), p.reqs...)
-}
-
 const conflict409 = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>ConditionalRequestConflict</Code><Message>A conflicting conditional operation is currently in progress against this resource. Please try again.</Message></Error>`
 
 // The requests on the wire: create with If-None-Match: *, take over and
@@ -419,9 +370,9 @@ const conflict409 = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>Conditio
 func TestLeaseRequestsOnTheWire(t *testing.T) {
 	srv := needMinIO(t)
 	bucket := minioBucket(t, srv)
-	p := newLeaseProxy(t, srv)
+	p := srv.NewProxy(t)
 	var putConflicts, deleteConflicts atomic.Int64
-	p.fail = func(r *http.Request) (int, string, bool) {
+	p.Answer(func(r *http.Request) (int, string, bool) {
 		if !strings.HasSuffix(r.URL.Path, LeaseKey) {
 			return 0, "", false
 		}
@@ -431,8 +382,8 @@ func TestLeaseRequestsOnTheWire(t *testing.T) {
 			return http.StatusConflict, conflict409, true
 		}
 		return 0, "", false
-	}
-	conn := testConnection(t, srv, bucket, "base/", p.url, nil)
+	})
+	conn := testConnection(t, srv, bucket, "base/", p.URL, nil)
 	// An expired lease of a dead holder: taken over with If-Match.
 	putLease(t, srv, bucket, "base/", "dead", time.Now().Add(-time.Hour))
 	head, err := srv.Root().HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("base/" + LeaseKey)})
@@ -458,7 +409,10 @@ func TestLeaseRequestsOnTheWire(t *testing.T) {
 	}
 
 	var got []string
-	for _, r := range p.requests() {
+	for _, r := range p.Requests() {
+		if !strings.HasSuffix(r.Path, LeaseKey) {
+			continue
+		}
 		line := r.Method
 		if v := r.Header.Get("If-None-Match"); v != "" {
 			line += " If-None-Match=" + v

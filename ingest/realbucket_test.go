@@ -3,13 +3,8 @@ package ingest
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,74 +17,8 @@ import (
 	"github.com/s3connector/s3connector/archive"
 	"github.com/s3connector/s3connector/config"
 	"github.com/s3connector/s3connector/connector"
-	"github.com/s3connector/s3connector/connector/miniotest"
 	"github.com/s3connector/s3connector/metrics"
 )
-
-// awsProxy is a reverse proxy in front of MinIO that records the requests
-// and lets a test answer some of them as AWS would where MinIO cannot
-// (version id "null" on suspended buckets, archive storage classes).
-type awsProxy struct {
-	URL string
-
-	mu   sync.Mutex
-	reqs []proxied
-	// answer, when set, may answer a request instead of MinIO.
-	answer func(r *http.Request) (status int, body string, ok bool)
-	// header, when set, may add headers to MinIO's answer.
-	header func(r *http.Request, h http.Header)
-}
-
-type proxied struct {
-	Method, Path, Query string
-	Header              http.Header
-	Body                string
-}
-
-func newAWSProxy(t *testing.T, srv *miniotest.Server) *awsProxy {
-	t.Helper()
-	target, _ := url.Parse(srv.Endpoint)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	p := &awsProxy{}
-	rp.ModifyResponse = func(resp *http.Response) error {
-		p.mu.Lock()
-		h := p.header
-		p.mu.Unlock()
-		if h != nil {
-			h(resp.Request, resp.Header)
-		}
-		return nil
-	}
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body []byte
-		if r.Method == http.MethodPost {
-			body, _ = io.ReadAll(r.Body)
-			r.Body = io.NopCloser(strings.NewReader(string(body)))
-		}
-		p.mu.Lock()
-		p.reqs = append(p.reqs, proxied{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), string(body)})
-		answer := p.answer
-		p.mu.Unlock()
-		if answer != nil {
-			if status, msg, ok := answer(r); ok {
-				w.Header().Set("Content-Type", "application/xml")
-				w.WriteHeader(status)
-				io.WriteString(w, msg)
-				return
-			}
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(hs.Close)
-	p.URL = hs.URL
-	return p
-}
-
-func (p *awsProxy) requests() []proxied {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]proxied(nil), p.reqs...)
-}
 
 // imports returns how often key (the full key) was imported.
 func (c *countingImporter) imports(key string) int {
@@ -116,12 +45,12 @@ func TestRunSuspendedVersioningNeverNamesTheNullVersion(t *testing.T) {
 	for _, k := range []string{"in/a.csv", "in/b.csv", "in/c.csv"} {
 		put(t, srv, bucket, k, []byte(k))
 	}
-	p := newAWSProxy(t, srv)
-	p.header = func(r *http.Request, h http.Header) {
+	p := srv.NewProxy(t)
+	p.RewriteHeader(func(r *http.Request, h http.Header) {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			h.Set("X-Amz-Version-Id", "null")
 		}
-	}
+	})
 	r, err := NewRunner(testConnection(t, srv, bucket, "in/", p.URL, nil), Options{Importer: Discard{}})
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +59,7 @@ func TestRunSuspendedVersioningNeverNamesTheNullVersion(t *testing.T) {
 		t.Fatalf("summary %+v", s)
 	}
 	var deletes int
-	for _, q := range p.requests() {
+	for _, q := range p.Requests() {
 		if strings.Contains(q.Query, "versionId") || strings.Contains(q.Header.Get("X-Amz-Copy-Source"), "versionId") || strings.Contains(q.Body, "<VersionId>") {
 			t.Errorf("%s %s?%s names a version (copy source %q, body %q)", q.Method, q.Path, q.Query, q.Header.Get("X-Amz-Copy-Source"), q.Body)
 		}
@@ -289,15 +218,15 @@ func TestRunSkipsArchivedObjectsWithoutStarvingOthers(t *testing.T) {
 	put(t, srv, bucket, "in/a-glacier.csv", []byte("frozen"))
 	put(t, srv, bucket, "in/b.csv", []byte("b"))
 	put(t, srv, bucket, "in/c.csv", []byte("c"))
-	p := newAWSProxy(t, srv)
+	p := srv.NewProxy(t)
 	var glacierGets atomic.Int32
-	p.answer = func(r *http.Request) (int, string, bool) {
+	p.Answer(func(r *http.Request) (int, string, bool) {
 		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/a-glacier.csv") {
 			glacierGets.Add(1)
 			return http.StatusForbidden, "<Error><Code>InvalidObjectState</Code><Message>The operation is not valid for the object's storage class</Message><StorageClass>GLACIER</StorageClass></Error>", true
 		}
 		return 0, "", false
-	}
+	})
 	imp := &countingImporter{}
 	conn := testConnection(t, srv, bucket, "in/", p.URL, func(c *config.Connection) { c.MaxFiles = 1 })
 	r, err := NewRunner(conn, Options{Importer: imp})
