@@ -18,11 +18,13 @@ PROMTOOL_VERSION := v0.315.0
 KUBECONFORM_VERSION         := v0.7.0
 KUBERNETES_VERSION          := v1.34.2
 PROMETHEUS_OPERATOR_VERSION := v0.85.0
+# toxiproxy puts S3-like latency between the bench and MinIO (make bench).
+TOXIPROXY_VERSION := v2.5.0
 K8S_OPENAPI := $(TOOLS)/k8s-openapi
 
 export S3CONNECTOR_TOOLS := $(TOOLS)
 
-.PHONY: all build test check demo bench bench-listing tools clean
+.PHONY: all build test check demo bench bench-quick bench-listing bench-tools tools clean
 
 all: build
 
@@ -44,19 +46,32 @@ check:
 demo: tools build
 	$(GO) run ./cmd/s3connector-demo -binary bin/s3connector
 
-# The benchmarks, not part of `make test` (about 3 minutes on 2 cores): the
-# ingestion pipeline against a plain S3 loop on a local MinIO, its data in
-# /dev/shm when there is one (disk fsyncs make small-file runs noisy), then
-# the Go heap of one run over a 1 MiB and a 1 GiB object, then bench-listing.
-bench: tools
-	$(GO) run ./cmd/s3connector-bench -small 2000 -large 20 -large-size 64MiB -rounds 7 -workers 16 $(if $(wildcard /dev/shm),-minio-dir /dev/shm)
+# The benchmarks, not part of `make test` (about 15 minutes on 2 cores), on
+# a local MinIO whose data is in /dev/shm when there is one (disk fsyncs make
+# small-file runs noisy): the pipeline (`s3connector run --once`, discard
+# importer) against a plain S3 loop with its deletes batched at the end and a
+# naive loop (GET + COPY + DELETE per file), variants alternating round by
+# round: 2,000 small files on loopback at 16 workers and behind toxiproxy
+# adding 20 ms at 16, 64 and 256 workers, then 20 large files on loopback.
+# One table, also written as CSV and an SVG chart to bench/out/. Then the Go
+# heap of one run over a 1 MiB and a 1 GiB object, then bench-listing.
+BENCH_SMALL := -small 2000 -latency 20ms -latency-workers 16,64,256 -workers 16 -out bench/out \
+	-binary bin/s3connector $(if $(wildcard /dev/shm),-minio-dir /dev/shm)
+bench: bench-tools build
+	$(GO) run ./cmd/s3connector-bench $(BENCH_SMALL) -large 20 -large-size 64MiB -rounds 5
 	$(GO) test -run '^$$' -bench RunPeakHeap -benchtime 2x ./ingest
 	$(MAKE) bench-listing
+
+# One round of the small-file and latency cases (under 3 minutes).
+bench-quick: bench-tools build
+	$(GO) run ./cmd/s3connector-bench $(BENCH_SMALL) -large 0 -rounds 1
+
+bench-tools: $(TOOLS)/.minio-$(MINIO_VERSION) $(TOOLS)/.toxiproxy-$(TOXIPROXY_VERSION)
 
 # A run over a 10-file inbox next to an empty archive/ and one of 100,000
 # files: run time and LIST requests side by side (about 2 minutes, most of
 # it seeding). MinIO's data goes to /dev/shm when there is one.
-bench-listing: tools
+bench-listing: $(TOOLS)/.minio-$(MINIO_VERSION)
 	$(if $(wildcard /dev/shm),TMPDIR=/dev/shm) $(GO) test -run '^$$' -bench RunArchiveHistory -benchtime 20x -v ./ingest
 
 tools: $(TOOLS)/.minio-$(MINIO_VERSION) $(TOOLS)/.mc-$(MC_VERSION) $(TOOLS)/.promtool-$(PROMTOOL_VERSION) \
@@ -88,6 +103,15 @@ $(TOOLS)/.promtool-$(PROMTOOL_VERSION):
 	$(GO) get github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION) && \
 	GOBIN=$(TOOLS) $(GO) install github.com/prometheus/prometheus/cmd/promtool
 	@rm -f $(TOOLS)/.promtool-* && touch $@
+
+# toxiproxy's commands install as `server` and `cli`: renamed here.
+$(TOOLS)/.toxiproxy-$(TOXIPROXY_VERSION):
+	@mkdir -p $(TOOLS)
+	@echo "building toxiproxy $(TOXIPROXY_VERSION) from the Go module proxy"
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	GOBIN=$$tmp $(GO) install github.com/Shopify/toxiproxy/v2/cmd/server@$(TOXIPROXY_VERSION) github.com/Shopify/toxiproxy/v2/cmd/cli@$(TOXIPROXY_VERSION) && \
+	mv $$tmp/server $(TOOLS)/toxiproxy-server && mv $$tmp/cli $(TOOLS)/toxiproxy-cli
+	@rm -f $(TOOLS)/.toxiproxy-* && touch $@
 
 $(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION):
 	@mkdir -p $(TOOLS)

@@ -1,52 +1,56 @@
 // Command s3connector-bench measures what the ingestion pipeline costs over
-// the bare S3 calls it makes. It starts its own MinIO (the pinned build from
-// `make tools`) on a free loopback port and compares, on the same server,
-// bucket layout and S3 client:
+// the bare S3 calls it makes, on a local MinIO (the pinned build from `make
+// bench-tools`) it starts on a free loopback port. Cases: many small files
+// (request-bound) straight to MinIO and behind toxiproxy adding -latency to
+// every response (S3 answers in tens of milliseconds; loopback MinIO in
+// well under one), at each of -latency-workers; and a few large files
+// (byte-bound). Variants, on the same server, bucket layout and settings:
 //
-//   - pipeline: ingest.Runner.Run with the discard importer on a connection
-//     made by connector.New with the metric hooks `s3connector run --once`
-//     installs (assumed-role credentials through MinIO's STS, the tuned
-//     transport, the standard retryer without its retry quota);
-//   - plain: a loop making the same S3 calls with the same concurrency: one
-//     goroutine pages ListObjectsV2 into a queue of `workers` files, `workers`
-//     goroutines each GetObject (read to io.Discard), CopyObject to archive/
-//     and DeleteObject, one file at a time. It uses the pipeline connection's
-//     own S3 client (conn.S3()), so transport, credentials, checksum and retry
-//     settings are identical, and it sends the same conditional headers
-//     (If-Match, CopySourceIfMatch, If-None-Match on the copy): what differs
-//     is orchestration only — the pipeline's metrics, bookkeeping and
-//     group-committed deletes (DeleteObjects) against one DeleteObject per file.
+//   - pipeline: `s3connector run --once` (the binary of -binary, else built
+//     from ./cmd/s3connector) in a process of its own, with the discard
+//     importer and the product's defaults (info logs, metrics, the file
+//     state records and the lease). Its time is the run's own duration
+//     from its summary line; its CPU and peak RSS are the child process's
+//     (rusage, whole life, startup included).
+//   - plain: a loop making the pipeline's S3 calls with the same
+//     concurrency and nothing else (see loopRun), every delete deferred to
+//     the end and sent in DeleteObjects batches, each entry with its ETag.
+//   - naive: the same loop deleting each file with its own DeleteObject
+//     (If-Match) right after its copy: GET + COPY + DELETE per file.
+//   - runner (only with -variants): ingest.Runner in this process, on a
+//     connection made by connector.New with the hooks `run` installs; what
+//     -profile profiles.
 //
-// Two sets are measured separately: many small files (request-bound) and a
-// few large ones (byte-bound). Every run starts from the same state: the
-// bucket is emptied (and MinIO's trash of deleted objects purged, see
-// purgeTrash), the set is seeded afresh with parallel PutObject calls, the
-// Go heap is collected, and only then is the run timed. The variants
-// alternate A B A B ... within each round. After every run the bench checks
-// that the inbox is empty and archive/ holds exactly the seeded files, and
-// fails otherwise: a benchmark of a broken pipeline is worthless.
+// The loops run in this process, on a connection made by connector.New for
+// the case (pool, retryer, checksum settings and request hooks as `run`
+// has them), and their CPU is this process's user+sys during the run, their
+// peak RSS this process's VmHWM, reset before the run (/proc/self/clear_refs).
+// Requests are counted by MinIO itself (see serverRequests), the same way
+// for every variant.
 //
-// Reading the output: one line per run, then per set the median files/s and
-// MB/s (MB = 10^6 bytes of object content) of each variant, the S3 requests
-// each variant sent, and the ratio pipeline/plain of the medians (above 1:
-// the pipeline is faster). Heap figures are the Go runtime's HeapInuse: base
-// after a GC just before a run, peak sampled every 10 ms during it; their
-// difference is the cleanest view of what a variant holds in memory. "peak
-// RSS" (VmHWM) is the whole process over its whole life, so it also counts
-// the seeding and both variants. MinIO runs on the same machine and competes
-// for the same two CPUs: compare the variants with each other, not with a
-// remote S3. On a disk, MinIO's synced metadata writes make small-file runs
-// vary by 2x from run to run; -minio-dir /dev/shm (what `make bench` uses)
-// keeps the disk out.
+// Every run starts from the same state: the bucket is emptied (and MinIO's
+// trash purged, see purgeTrash), the set is seeded afresh with parallel
+// PutObject calls straight to MinIO, the Go heap is collected, and only then
+// is the run timed. The order of the variants rotates round by round. After
+// every run the bench checks that the inbox is empty and archive/ holds
+// exactly the seeded files, and fails otherwise: a benchmark of a broken
+// pipeline is worthless.
 //
-// Run it with `make bench`, or for a quick smoke run:
+// Output: one line per run, then one table of medians per case and
+// variant: files/s, MB/s (10^6 bytes of content), ratio to the plain loop
+// of the same case (above 1: faster), client CPU per file, S3 requests per
+// file, peak RSS. -out writes it as summary.csv, every run as runs.csv, and
+// throughput.svg (files/s against workers at -latency, one line per
+// variant). MinIO and toxiproxy run on the same machine and compete for the
+// same CPUs: compare variants within one run, not with a remote S3.
 //
-//	go run ./cmd/s3connector-bench -small 200 -large 2 -rounds 1
+// Run it with `make bench` or `make bench-quick`, or for a smoke run:
+//
+//	go run ./cmd/s3connector-bench -small 200 -large 0 -latency 20ms -latency-workers 16 -rounds 1
 package main
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"debug/buildinfo"
 	"errors"
@@ -60,6 +64,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -98,35 +103,47 @@ const (
 	basePath = "inbox/"
 	// seedParallel is how many PutObject calls seed a set at once.
 	seedParallel = 16
-	// heapEvery is the HeapInuse sampling interval during a run.
-	heapEvery = 10 * time.Millisecond
 )
 
-// The two variants, in the order they run within a round.
+// The variants.
 const (
 	pipeline = "pipeline"
 	plain    = "plain"
+	naive    = "naive"
+	runner   = "runner"
 )
 
-var variants = []string{pipeline, plain}
+var knownVariants = []string{pipeline, plain, naive, runner}
 
 type settings struct {
 	small, large         int
 	smallSize, largeSize byteSize
 	rounds, workers      int
+	latency              time.Duration
+	latencyWorkers       intList
+	variants             stringList
+	out, binary, profile string
 }
 
 func run(ctx context.Context, argv []string, out io.Writer) error {
 	start := time.Now()
 	var st settings
 	st.smallSize, st.largeSize = 4<<10, 64<<20
+	st.latencyWorkers = intList{16, 64, 256}
+	st.variants = stringList{pipeline, plain, naive}
 	fset := flag.NewFlagSet("s3connector-bench", flag.ContinueOnError)
-	fset.IntVar(&st.small, "small", 2000, "number of small files (0 skips the small set)")
+	fset.IntVar(&st.small, "small", 2000, "number of small files (0 skips the small cases)")
 	fset.Var(&st.smallSize, "small-size", "size of each small file (bytes, or with KiB/MiB/GiB)")
-	fset.IntVar(&st.large, "large", 20, "number of large files (0 skips the large set)")
+	fset.IntVar(&st.large, "large", 20, "number of large files (0 skips the large case)")
 	fset.Var(&st.largeSize, "large-size", "size of each large file (bytes, or with KiB/MiB/GiB)")
-	fset.IntVar(&st.rounds, "rounds", 3, "rounds; each runs every set with the pipeline, then with the plain loop")
-	fset.IntVar(&st.workers, "workers", 16, "concurrent files, for both variants (the connection's workers)")
+	fset.IntVar(&st.rounds, "rounds", 3, "rounds; each runs every case with every variant, in an order that rotates")
+	fset.IntVar(&st.workers, "workers", 16, "workers of the loopback cases (no added latency)")
+	fset.DurationVar(&st.latency, "latency", 0, "latency toxiproxy adds to every MinIO response in the latency cases (0: none)")
+	fset.Var(&st.latencyWorkers, "latency-workers", "comma-separated worker counts of the latency cases")
+	fset.Var(&st.variants, "variants", "comma-separated variants: pipeline, plain, naive, runner (in-process ingest.Runner)")
+	fset.StringVar(&st.out, "out", "", "directory for summary.csv, runs.csv and throughput.svg (none if empty)")
+	fset.StringVar(&st.binary, "binary", "", "s3connector binary of the pipeline variant (default: built from ./cmd/s3connector)")
+	fset.StringVar(&st.profile, "profile", "", "directory for CPU and allocation profiles of each in-process run (runner, plain, naive)")
 	minioDir := fset.String("minio-dir", "", "parent directory of MinIO's data (default $TMPDIR or /tmp); /dev/shm keeps disk noise out")
 	if err := fset.Parse(argv[1:]); err != nil {
 		return err
@@ -134,8 +151,13 @@ func run(ctx context.Context, argv []string, out io.Writer) error {
 	if st.rounds < 1 || st.workers < 1 || st.small < 0 || st.large < 0 || st.small+st.large == 0 {
 		return errors.New("need -rounds >= 1, -workers >= 1 and at least one of -small, -large > 0")
 	}
+	for _, v := range st.variants {
+		if !slices.Contains(knownVariants, v) {
+			return fmt.Errorf("-variants: unknown variant %q (want %s)", v, strings.Join(knownVariants, ", "))
+		}
+	}
 
-	fmt.Fprintf(out, "s3connector-bench: ingestion pipeline vs a plain S3 loop, on a local MinIO\n")
+	fmt.Fprintf(out, "s3connector-bench: ingestion pipeline vs plain S3 loops, on a local MinIO\n")
 	fmt.Fprintf(out, "command:  %s\n", shellJoin(append([]string{filepath.Base(argv[0])}, argv[1:]...)))
 	var all []string
 	fset.VisitAll(func(f *flag.Flag) { all = append(all, "-"+f.Name+" "+f.Value.String()) })
@@ -154,6 +176,17 @@ func run(ctx context.Context, argv []string, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dataRoot)
+	if slices.Contains(st.variants, pipeline) && st.binary == "" {
+		if st.binary, err = buildBinary(ctx, dataRoot); err != nil {
+			return err
+		}
+	}
+	if st.binary != "" {
+		if st.binary, err = filepath.Abs(st.binary); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "pipeline: %s run --once\n", st.binary)
+	}
 	if err := os.Setenv("TMPDIR", dataRoot); err != nil {
 		return err
 	}
@@ -166,89 +199,74 @@ func run(ctx context.Context, argv []string, out io.Writer) error {
 	defer srv.Close()
 	fmt.Fprintf(out, "          at %s, region %s (same machine: MinIO and the bench share the CPUs)\n", srv.Endpoint, miniotest.Region)
 	fmt.Fprintf(out, "          data under %s (%s)\n", dataRoot, fsKind(dataRoot))
+	var tox *toxiproxy
+	if st.latency > 0 && st.small > 0 {
+		if tox, err = startToxiproxy(ctx, dataRoot); err != nil {
+			return err
+		}
+		defer tox.Close()
+		fmt.Fprintf(out, "toxiproxy: %s, +%s on every response of the latency cases\n", tox.api, st.latency)
+	}
 
-	b, err := newBench(ctx, srv, st)
+	b, err := newBench(ctx, srv, tox, st, dataRoot)
 	if err != nil {
 		return err
 	}
-	b.dataRoot = dataRoot
-	fmt.Fprintf(out, "\nEach run: reset (empty the bucket and MinIO's trash, seed the set with %d parallel PutObject), GC,\nthen time one pass over %s.\n", seedParallel, basePath)
-	fmt.Fprintf(out, "Both variants: %d workers, the same connector.New S3 client. MB = 10^6 bytes.\n\n", st.workers)
+	fmt.Fprintf(out, "\nEach run: reset (empty the bucket and MinIO's trash, seed the set with %d parallel PutObject), GC,\nthen time one pass over %s. MB = 10^6 bytes. CPU = user+sys of the variant's process during the run.\n\n", seedParallel, basePath)
 
-	const runRow = "%5v  %-5s  %-8s  %6v  %8v  %8v  %9v  %8v  %9v  %9v  %6v\n"
-	fmt.Fprintf(out, runRow, "round", "set", "variant", "files", "MB", "seconds", "files/s", "MB/s", "heap base", "heap peak", "reset s")
+	const runRow = "%5v  %-16s  %-8s  %6v  %8v  %8v  %9v  %8v  %11v  %9v  %8v\n"
+	fmt.Fprintf(out, runRow, "round", "case", "variant", "files", "MB", "seconds", "files/s", "MB/s", "CPU ms/file", "req/file", "RSS MiB")
 	var results []result
 	for round := 1; round <= st.rounds; round++ {
-		for _, set := range b.sets {
-			for _, v := range variants {
-				res, err := b.measure(ctx, set, v)
+		for _, c := range b.cases {
+			// Rotate the order, so no variant always runs first or last.
+			order := slices.Clone(st.variants)
+			k := (round - 1) % len(order)
+			order = append(order[k:], order[:k]...)
+			for _, v := range order {
+				res, err := b.measure(ctx, c, v, round)
 				if err != nil {
-					return fmt.Errorf("round %d, %s set, %s: %w", round, set.name, v, err)
+					return fmt.Errorf("round %d, %s, %s: %w", round, c.name, v, err)
 				}
 				results = append(results, res)
-				fmt.Fprintf(out, runRow, round, set.name, v, res.files, f1(mb(res.bytes)), f3(res.elapsed.Seconds()),
-					f1(res.filesPerSec()), f1(res.mbPerSec()), f1(mib(res.heapBase)), f1(mib(res.heapPeak)), f1(res.reset.Seconds()))
+				fmt.Fprintf(out, runRow, round, c.name, v, res.files, f1(mb(res.bytes)), f3(res.elapsed.Seconds()),
+					f1(res.filesPerSec()), f1(res.mbPerSec()), f3(res.cpuPerFile()), f2(res.requestsPerFile()), f1(mib(res.maxRSS)))
 			}
 		}
 	}
 
-	fmt.Fprintf(out, "\nMedians over %d round(s). Heap columns (MiB) are the highest over the variant's runs: base = HeapInuse\n", st.rounds)
-	fmt.Fprintf(out, "after a GC just before a run, peak = HeapInuse sampled every %s during it, growth = peak - base of one run.\n\n", heapEvery)
-	const sumRow = "%-5s  %-8s  %9v  %8v  %9v  %9v  %11v\n"
-	fmt.Fprintf(out, sumRow, "set", "variant", "files/s", "MB/s", "heap base", "heap peak", "heap growth")
-	var ratios []string
-	for _, set := range b.sets {
-		med := map[string]float64{}
-		for _, v := range variants {
-			var fps, mbps []float64
-			var base, peak, growth uint64
-			for _, r := range results {
-				if r.set == set.name && r.variant == v {
-					fps = append(fps, r.filesPerSec())
-					mbps = append(mbps, r.mbPerSec())
-					base, peak = max(base, r.heapBase), max(peak, r.heapPeak)
-					growth = max(growth, r.heapPeak-min(r.heapBase, r.heapPeak))
-				}
-			}
-			med[v] = median(fps)
-			fmt.Fprintf(out, sumRow, set.name, v, f1(med[v]), f1(median(mbps)), f1(mib(base)), f1(mib(peak)), f1(mib(growth)))
-		}
-		ratios = append(ratios, fmt.Sprintf("%s set (%d × %s): pipeline/plain = %.2f", set.name, set.n, set.size, med[pipeline]/med[plain]))
-	}
-	fmt.Fprintf(out, "\nS3 requests of each variant's last run (attempts, retries included):\n")
-	for _, set := range b.sets {
-		for _, v := range variants {
+	sum := summarize(b.cases, st.variants, results)
+	fmt.Fprintf(out, "\nMedians over %d round(s); ratio = files/s over the plain loop's (deferred, batched deletes) in the same case;\n", st.rounds)
+	fmt.Fprintf(out, "CPU per file = user+sys of the variant's process / files; requests counted by MinIO; peak RSS the highest of the runs.\n\n")
+	writeTable(out, sum)
+	fmt.Fprintf(out, "\nS3 requests of each variant's last run, as MinIO counted them:\n")
+	for _, c := range b.cases {
+		for _, v := range st.variants {
 			for _, r := range slices.Backward(results) {
-				if r.set == set.name && r.variant == v {
-					fmt.Fprintf(out, "  %-5s  %-8s  %s\n", set.name, v, r.requests)
+				if r.caseName == c.name && r.variant == v {
+					fmt.Fprintf(out, "  %-16s  %-8s  %s\n", c.name, v, r.requests)
 					break
 				}
 			}
 		}
 	}
-	fmt.Fprintf(out, "\nThroughput ratio of the medians (>1: the pipeline is faster; files/s and MB/s give the same ratio):\n")
-	for _, r := range ratios {
-		fmt.Fprintf(out, "  %s\n", r)
+	if st.out != "" {
+		if err := writeOutputs(st.out, sum, results, st.latency); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\nwrote %s\n", strings.Join([]string{filepath.Join(st.out, "summary.csv"), filepath.Join(st.out, "runs.csv"), filepath.Join(st.out, "throughput.svg")}, ", "))
 	}
-	hwm, err := peakRSS()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "\npeak RSS (VmHWM) of this process: %.1f MiB — includes both variants and the seeding buffers (not MinIO)\n", mib(hwm))
 	fmt.Fprintf(out, "total wall time: %s\n", time.Since(start).Round(time.Second))
 	return nil
 }
 
-// set is one file set in its own bucket, with its own connection.
+// set is one file set in its own bucket.
 type set struct {
 	name    string
 	n       int
 	size    byteSize
 	bucket  string
-	conn    *connector.Connection
 	pattern []byte
-	// requests counts the S3 requests made through conn.
-	requests requestCounter
 }
 
 // body is the content of file i: the pattern, repeated, from an offset
@@ -259,18 +277,36 @@ func (s *set) body(i int) *patternReader {
 
 func (s *set) key(i int) string { return fmt.Sprintf("%s%s/%06d.bin", basePath, s.name, i) }
 
+// benchCase is a set at a latency and a worker count, with its own
+// connection (pool sized to its workers) and pipeline configuration.
+type benchCase struct {
+	name       string
+	set        *set
+	latency    time.Duration
+	workers    int
+	endpoint   string
+	connName   string
+	conn       *connector.Connection
+	configFile string
+}
+
 type bench struct {
 	srv *miniotest.Server
 	// dataRoot holds the server's data directory (see purgeTrash).
 	dataRoot string
 	st       settings
 	admin    *s3.Client // root credentials: seeding, cleaning, checking
+	requests *serverRequests
 	metrics  *metrics.Metrics
-	sets     []*set
+	cases    []*benchCase
 }
 
-func newBench(ctx context.Context, srv *miniotest.Server, st settings) (*bench, error) {
-	b := &bench{srv: srv, st: st, admin: adminClient(srv)}
+func newBench(ctx context.Context, srv *miniotest.Server, tox *toxiproxy, st settings, dataRoot string) (*bench, error) {
+	b := &bench{srv: srv, st: st, admin: adminClient(srv), dataRoot: dataRoot,
+		requests: newServerRequests(srv.Endpoint, srv.RootUser, srv.RootPass)}
+	if _, err := b.requests.snapshot(ctx); err != nil {
+		return nil, err
+	}
 	m, err := metrics.New(nil) // created as `run` does, not served
 	if err != nil {
 		return nil, err
@@ -280,68 +316,290 @@ func newBench(ctx context.Context, srv *miniotest.Server, st settings) (*bench, 
 	// The platform identity: a MinIO user allowed everything on the bench
 	// buckets. connector.New assumes a role with it through MinIO's STS;
 	// the temporary credentials carry this policy.
-	const user, secret = "bench-platform", "bench-platform-secret"
 	policy := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:*"],` +
 		`"Resource":["arn:aws:s3:::bench-*","arn:aws:s3:::bench-*/*"]}]}`
-	if err := srv.AddUser(ctx, user, secret, []byte(policy)); err != nil {
+	if err := srv.AddUser(ctx, platformUser, platformSecret, []byte(policy)); err != nil {
 		return nil, err
 	}
 	platform := aws.Config{
 		Region:      miniotest.Region,
-		Credentials: credentials.NewStaticCredentialsProvider(user, secret, ""),
+		Credentials: credentials.NewStaticCredentialsProvider(platformUser, platformSecret, ""),
 		HTTPClient:  awshttp.NewBuildableClient(),
 	}
 
 	// Content comes from one 1 MiB random pattern, read at an offset per
-	// file, so the bench holds no copy of the sets: the heap figures are
-	// the variants' own. MinIO neither compresses (off by default) nor
-	// deduplicates, so repeated content costs it the same as any other.
+	// file, so the bench holds no copy of the sets. MinIO neither
+	// compresses (off by default) nor deduplicates.
 	pattern := make([]byte, 1<<20)
 	fill(rand.New(rand.NewChaCha8([32]byte{'s', '3', 'c'})), pattern)
-	if st.small > 0 {
-		b.sets = append(b.sets, &set{name: "small", n: st.small, size: st.smallSize, pattern: pattern})
-	}
-	if st.large > 0 {
-		b.sets = append(b.sets, &set{name: "large", n: st.large, size: st.largeSize, pattern: pattern})
-	}
-	for _, s := range b.sets {
-		s.bucket = "bench-" + s.name
-		if err := srv.CreateBucket(ctx, s.bucket); err != nil {
+	var latencyEndpoint string
+	if tox != nil {
+		if latencyEndpoint, err = tox.proxy(ctx, "minio", srv.Endpoint, st.latency); err != nil {
 			return nil, err
 		}
+	}
+	addSet := func(name string, n int, size byteSize) (*set, error) {
+		s := &set{name: name, n: n, size: size, pattern: pattern, bucket: "bench-" + name}
+		return s, srv.CreateBucket(ctx, s.bucket)
+	}
+	addCase := func(s *set, latency time.Duration, workers int) {
+		name := fmt.Sprintf("%s-%s-%dw", s.name, latencyName(latency), workers)
+		endpoint := srv.Endpoint
+		if latency > 0 {
+			endpoint = latencyEndpoint
+		}
+		b.cases = append(b.cases, &benchCase{name: name, set: s, latency: latency, workers: workers, endpoint: endpoint,
+			connName: strings.ReplaceAll("bench-"+name, "ms", "")})
+	}
+	if st.small > 0 {
+		s, err := addSet("small", st.small, st.smallSize)
+		if err != nil {
+			return nil, err
+		}
+		addCase(s, 0, st.workers)
+		if st.latency > 0 {
+			for _, w := range st.latencyWorkers {
+				addCase(s, st.latency, w)
+			}
+		}
+	}
+	if st.large > 0 {
+		s, err := addSet("large", st.large, st.largeSize)
+		if err != nil {
+			return nil, err
+		}
+		addCase(s, 0, st.workers)
+	}
+	for _, c := range b.cases {
 		externalID, err := connector.NewExternalID()
 		if err != nil {
 			return nil, err
 		}
-		c := config.Connection{
-			Name: "bench-" + s.name, Status: config.StatusActive, AccountID: "123456789012",
-			Bucket: s.bucket, Region: miniotest.Region, BasePath: basePath,
+		cc := config.Connection{
+			Name: c.connName, Status: config.StatusActive, AccountID: "123456789012",
+			Bucket: c.set.bucket, Region: miniotest.Region, BasePath: basePath,
 			RoleName: "s3connector-bench", ExternalID: externalID,
-			Workers: st.workers, Endpoint: srv.Endpoint, STSEndpoint: srv.Endpoint,
+			Workers: c.workers, Endpoint: c.endpoint, STSEndpoint: c.endpoint,
 			Importer: config.Importer{Type: config.ImporterDiscard},
 		}
-		// The hooks `s3connector run` installs; the plain loop shares the
-		// client, so it pays for them too.
-		s.conn, err = connector.New(platform, "arn:aws:iam::049579744830:root", c, connector.WithHooks(connector.Hooks{
-			S3Request: func(op string, err error) {
-				m.S3Request(c.Name, op, connector.ResultLabel(err, c.Region))
-				s.requests.add(op)
-			},
-			AssumeRole: func(expires time.Time, err error) { m.AssumeRole(c.Name, err, expires) },
+		// The hooks `s3connector run` installs; the loops share the
+		// client, so they pay for them too.
+		c.conn, err = connector.New(platform, "arn:aws:iam::049579744830:root", cc, connector.WithHooks(connector.Hooks{
+			S3Request:  func(op string, err error) { m.S3Request(cc.Name, op, connector.ResultLabel(err, cc.Region)) },
+			AssumeRole: func(expires time.Time, err error) { m.AssumeRole(cc.Name, err, expires) },
 		}))
 		if err != nil {
 			return nil, err
 		}
-		// Assume the role and open the client's connections before the
-		// first timed run, so that run pays no more than the others.
-		if _, err := s.conn.AssumeRole(ctx); err != nil {
+		// Assume the role before the first timed run, so it pays no more
+		// than the others.
+		if _, err := c.conn.AssumeRole(ctx); err != nil {
 			return nil, err
 		}
-		if err := warmUp(ctx, s.conn.S3(), s.bucket, st.workers); err != nil {
+		if c.configFile, err = writeConfig(dataRoot, c, externalID); err != nil {
 			return nil, err
 		}
 	}
 	return b, nil
+}
+
+func latencyName(d time.Duration) string {
+	if d == 0 {
+		return "0ms"
+	}
+	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+}
+
+type result struct {
+	caseName, set, variant string
+	latency                time.Duration
+	workers, round         int
+	files                  int
+	bytes                  int64
+	elapsed                time.Duration
+	// cpu is user+sys of the variant's process; maxRSS its peak RSS.
+	cpu      time.Duration
+	maxRSS   uint64
+	requests requestCounts
+}
+
+func (r result) filesPerSec() float64 { return float64(r.files) / r.elapsed.Seconds() }
+func (r result) mbPerSec() float64    { return mb(r.bytes) / r.elapsed.Seconds() }
+func (r result) cpuPerFile() float64 {
+	return float64(r.cpu) / float64(time.Millisecond) / float64(max(r.files, 1))
+}
+func (r result) requestsPerFile() float64 {
+	return float64(r.requests.total()) / float64(max(r.files, 1))
+}
+
+// measure runs one variant over a freshly seeded set and checks the result.
+func (b *bench) measure(ctx context.Context, c *benchCase, variant string, round int) (result, error) {
+	s := c.set
+	res := result{caseName: c.name, set: s.name, variant: variant, latency: c.latency, workers: c.workers, round: round}
+	if err := b.empty(ctx, s.bucket); err != nil {
+		return res, err
+	}
+	if err := b.purgeTrash(); err != nil {
+		return res, err
+	}
+	if err := b.seed(ctx, s); err != nil {
+		return res, err
+	}
+	var rn *ingest.Runner
+	if variant == runner {
+		var err error
+		rn, err = ingest.NewRunner(c.conn, ingest.Options{Importer: ingest.Discard{}, Metrics: b.metrics})
+		if err != nil {
+			return res, err
+		}
+	}
+	runtime.GC() // leave the seeding's garbage out of the figures
+	before, err := b.requests.snapshot(ctx)
+	if err != nil {
+		return res, err
+	}
+	var runErr error
+	if variant == pipeline {
+		var ru *syscall.Rusage
+		res.files, res.elapsed, ru, runErr = pipelineRun(ctx, b.st.binary, c)
+		res.bytes = int64(res.files) * int64(s.size)
+		if ru != nil {
+			res.cpu = cpuTime(ru)
+			res.maxRSS = uint64(ru.Maxrss) << 10
+		}
+	} else {
+		stopProfile, err := b.startProfile(c, variant, round)
+		if err != nil {
+			return res, err
+		}
+		resetPeakRSS()
+		var ru0, ru1 syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+		t0 := time.Now()
+		switch variant {
+		case runner:
+			sum := rn.Run(ctx)
+			res.elapsed = time.Since(t0)
+			res.files, res.bytes = sum.Archived, sum.Bytes
+			if !sum.OK() || sum.Archived != s.n || sum.Errored != 0 || sum.Vanished != 0 {
+				runErr = fmt.Errorf("pipeline did not archive all %d files: %s", s.n, sum)
+			}
+		case plain, naive:
+			res.files, res.bytes, runErr = loopRun(ctx, c.conn.S3(), s.bucket, basePath, c.workers, variant == plain)
+			res.elapsed = time.Since(t0)
+		}
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+		res.cpu = cpuTime(&ru1) - cpuTime(&ru0)
+		res.maxRSS, _ = peakRSS()
+		if err := stopProfile(); err != nil {
+			return res, err
+		}
+	}
+	after, err := b.requests.snapshot(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.requests = diffCounts(before, after)
+	if runErr != nil {
+		return res, runErr
+	}
+	if want := int64(s.n) * int64(s.size); res.files != s.n || res.bytes != want {
+		return res, fmt.Errorf("moved %d files, %d bytes; want %d files, %d bytes", res.files, res.bytes, s.n, want)
+	}
+	return res, b.check(ctx, s)
+}
+
+func cpuTime(ru *syscall.Rusage) time.Duration {
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// resetPeakRSS resets this process's VmHWM to its current RSS, so peakRSS
+// tells the peak of what follows (Linux 4.0 and later).
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// startProfile starts a CPU profile of one in-process run (with -profile)
+// and returns what ends it and writes the allocations made during the run
+// (go tool pprof -sample_index=alloc_space -base <before> <after>).
+func (b *bench) startProfile(c *benchCase, variant string, round int) (func() error, error) {
+	if b.st.profile == "" {
+		return func() error { return nil }, nil
+	}
+	if err := os.MkdirAll(b.st.profile, 0o755); err != nil {
+		return nil, err
+	}
+	prefix := filepath.Join(b.st.profile, fmt.Sprintf("%s-%s-r%d", variant, c.name, round))
+	if err := writeHeapProfile(prefix + ".alloc-before.pprof"); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(prefix + ".cpu.pprof")
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return err
+		}
+		return writeHeapProfile(prefix + ".alloc.pprof")
+	}, nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// intList is a flag of comma-separated positive integers.
+type intList []int
+
+func (l intList) String() string {
+	s := make([]string, len(l))
+	for i, n := range l {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *intList) Set(v string) error {
+	*l = nil
+	for f := range strings.SplitSeq(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return fmt.Errorf("want comma-separated positive integers")
+		}
+		*l = append(*l, n)
+	}
+	return nil
+}
+
+// stringList is a flag of comma-separated words.
+type stringList []string
+
+func (l stringList) String() string { return strings.Join(l, ",") }
+
+func (l *stringList) Set(v string) error {
+	*l = nil
+	for f := range strings.SplitSeq(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			*l = append(*l, f)
+		}
+	}
+	if len(*l) == 0 {
+		return errors.New("want at least one")
+	}
+	return nil
 }
 
 func fill(rng *rand.Rand, buf []byte) {
@@ -355,18 +613,6 @@ func fill(rng *rand.Rand, buf []byte) {
 
 // warmUp makes `workers` concurrent requests so the client's pool holds
 // that many open connections.
-func warmUp(ctx context.Context, client *s3.Client, bucket string, workers int) error {
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Go(func() {
-			_, errs[i] = client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: aws.String(basePath), MaxKeys: aws.Int32(1)})
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
 // adminClient is a root client for fixtures, sized for parallel seeding.
 // Seeding sends unsigned payloads without checksums: it is not measured, and
 // hashing gigabytes for the signature would only make the bench slower.
@@ -385,73 +631,7 @@ func adminClient(srv *miniotest.Server) *s3.Client {
 	})
 }
 
-type result struct {
-	set, variant string
-	files        int
-	bytes        int64
-	elapsed      time.Duration
-	// heapBase is HeapInuse after a GC just before the run; heapPeak the
-	// highest HeapInuse sampled during it.
-	heapBase, heapPeak uint64
-	reset              time.Duration
-	requests           requestCounts
-}
-
-func (r result) filesPerSec() float64 { return float64(r.files) / r.elapsed.Seconds() }
-func (r result) mbPerSec() float64    { return mb(r.bytes) / r.elapsed.Seconds() }
-
 // measure runs one variant over a freshly seeded set and checks the result.
-func (b *bench) measure(ctx context.Context, s *set, variant string) (result, error) {
-	res := result{set: s.name, variant: variant}
-	resetStart := time.Now()
-	if err := b.empty(ctx, s.bucket); err != nil {
-		return res, err
-	}
-	if err := b.purgeTrash(); err != nil {
-		return res, err
-	}
-	if err := b.seed(ctx, s); err != nil {
-		return res, err
-	}
-	res.reset = time.Since(resetStart)
-
-	var runner *ingest.Runner
-	if variant == pipeline {
-		var err error
-		runner, err = ingest.NewRunner(s.conn, ingest.Options{Importer: ingest.Discard{}, Metrics: b.metrics})
-		if err != nil {
-			return res, err
-		}
-	}
-	s.requests.reset()
-	runtime.GC() // leave the seeding's garbage out of the heap figure
-	sampler := startHeapSampler(heapEvery)
-	res.heapBase = sampler.peak
-	t0 := time.Now()
-	var err error
-	switch variant {
-	case pipeline:
-		sum := runner.Run(ctx)
-		res.elapsed = time.Since(t0)
-		res.files, res.bytes = sum.Archived, sum.Bytes
-		if !sum.OK() || sum.Archived != s.n || sum.Errored != 0 || sum.Vanished != 0 {
-			err = fmt.Errorf("pipeline did not archive all %d files: %s", s.n, sum)
-		}
-	case plain:
-		res.files, res.bytes, err = plainRun(ctx, s.conn.S3(), s.bucket, basePath, b.st.workers)
-		res.elapsed = time.Since(t0)
-	}
-	res.heapPeak = sampler.stop()
-	res.requests = s.requests.snapshot()
-	if err != nil {
-		return res, err
-	}
-	if want := int64(s.n) * int64(s.size); res.files != s.n || res.bytes != want {
-		return res, fmt.Errorf("moved %d files, %d bytes; want %d files, %d bytes", res.files, res.bytes, s.n, want)
-	}
-	return res, b.check(ctx, s)
-}
-
 // check fails unless every seeded file left the inbox for archive/.
 func (b *bench) check(ctx context.Context, s *set) error {
 	keys, err := b.keys(ctx, s.bucket)
@@ -560,97 +740,9 @@ func (b *bench) seed(ctx context.Context, s *set) error {
 // plainRun is the baseline: the same S3 calls as the pipeline with the same
 // concurrency, and nothing else. It returns the files and bytes moved; the
 // first failure stops it.
-func plainRun(ctx context.Context, client *s3.Client, bucket, base string, workers int) (int, int64, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	runID := ingest.NewRunID()
-	type object struct {
-		key, etag string
-		size      int64
-	}
-	skipArchive, skipError := base+string(archive.Archive), base+string(archive.Error)
-	queue := make(chan object, workers)
-	var (
-		files atomic.Int64
-		moved atomic.Int64
-		wg    sync.WaitGroup
-	)
-	wg.Go(func() {
-		defer close(queue)
-		p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &base})
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				cancel(fmt.Errorf("list: %w", err))
-				return
-			}
-			for _, o := range page.Contents {
-				key := aws.ToString(o.Key)
-				if strings.HasSuffix(key, "/") || strings.HasPrefix(key, skipArchive) || strings.HasPrefix(key, skipError) {
-					continue
-				}
-				select {
-				case queue <- object{key: key, etag: aws.ToString(o.ETag), size: aws.ToInt64(o.Size)}:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	})
-	for range workers {
-		wg.Go(func() {
-			for o := range queue {
-				if ctx.Err() != nil {
-					continue // drain the queue so the lister can stop
-				}
-				n, err := plainMove(ctx, client, bucket, base, runID, o.key, o.etag)
-				if err != nil {
-					cancel(err)
-					continue
-				}
-				files.Add(1)
-				moved.Add(n)
-			}
-		})
-	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return int(files.Load()), moved.Load(), err
-	}
-	return int(files.Load()), moved.Load(), nil
-}
-
 // plainMove is GetObject (read to the end), CopyObject to archive/ under
 // the pipeline's naming, DeleteObject; with the pipeline's conditional
 // headers.
-func plainMove(ctx context.Context, client *s3.Client, bucket, base, runID, key, etag string) (int64, error) {
-	obj, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key, IfMatch: &etag})
-	if err != nil {
-		return 0, fmt.Errorf("get %q: %w", key, err)
-	}
-	n, err := io.Copy(io.Discard, obj.Body)
-	obj.Body.Close()
-	if err != nil {
-		return 0, fmt.Errorf("read %q: %w", key, err)
-	}
-	dest := archive.DestKey(base, archive.Archive, strings.TrimPrefix(key, base), archive.Version{ETag: etag, Modified: aws.ToTime(obj.LastModified)})
-	_, err = client.CopyObject(ctx, &s3.CopyObjectInput{
-		Bucket: &bucket, Key: &dest,
-		CopySource:        aws.String(archive.CopySource(bucket, key)),
-		CopySourceIfMatch: &etag,
-		IfNoneMatch:       aws.String("*"),
-		MetadataDirective: types.MetadataDirectiveCopy,
-		TaggingDirective:  types.TaggingDirectiveCopy,
-	})
-	if err != nil {
-		return 0, fmt.Errorf("copy %q to %q: %w", key, dest, err)
-	}
-	if _, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key, IfMatch: &etag}); err != nil {
-		return 0, fmt.Errorf("delete %q: %w", key, err)
-	}
-	return n, nil
-}
-
 // patternReader reads size bytes of pattern, repeated, starting at pattern
 // offset start. It is an io.ReadSeeker so the SDK can rewind it on a retry.
 type patternReader struct {
@@ -690,94 +782,9 @@ func (r *patternReader) Seek(offset int64, whence int) (int64, error) {
 }
 
 // requestCounter counts requests by S3 operation.
-type requestCounter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *requestCounter) add(op string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = map[string]int{}
-	}
-	c.n[op]++
-}
-
-func (c *requestCounter) reset() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.n = nil
-}
-
-func (c *requestCounter) snapshot() requestCounts {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var rc requestCounts
-	for op, n := range c.n {
-		rc = append(rc, opCount{op, n})
-	}
-	slices.SortFunc(rc, func(a, b opCount) int { return cmp.Or(b.n-a.n, strings.Compare(a.op, b.op)) })
-	return rc
-}
-
-type opCount struct {
-	op string
-	n  int
-}
-
 // requestCounts are per-operation counts, most frequent first.
-type requestCounts []opCount
-
-func (rc requestCounts) String() string {
-	var parts []string
-	total := 0
-	for _, c := range rc {
-		parts = append(parts, fmt.Sprintf("%s %d", c.op, c.n))
-		total += c.n
-	}
-	return fmt.Sprintf("%d requests: %s", total, strings.Join(parts, ", "))
-}
-
 // heapSampler records the highest runtime HeapInuse seen while it runs.
-type heapSampler struct {
-	done chan struct{}
-	wg   sync.WaitGroup
-	peak uint64
-}
-
-func startHeapSampler(every time.Duration) *heapSampler {
-	h := &heapSampler{done: make(chan struct{})}
-	h.sample()
-	h.wg.Go(func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-h.done:
-				return
-			case <-t.C:
-				h.sample()
-			}
-		}
-	})
-	return h
-}
-
-func (h *heapSampler) sample() {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	h.peak = max(h.peak, ms.HeapInuse)
-}
-
 // stop ends the sampling and returns the peak in bytes.
-func (h *heapSampler) stop() uint64 {
-	close(h.done)
-	h.wg.Wait()
-	h.sample()
-	return h.peak
-}
-
 // peakRSS is the process's peak resident set size (VmHWM) in bytes.
 func peakRSS() (uint64, error) {
 	f, err := os.Open("/proc/self/status")
