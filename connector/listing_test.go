@@ -156,7 +156,7 @@ func TestInboxListingSkipsHistory(t *testing.T) {
 				requests.Store(0)
 				r.keys, r.st = walkKeys(t, l)
 				r.requests = requests.Swap(0)
-				if r.count, err = conn.CountWaiting(t.Context()); err != nil {
+				if r.count, _, err = conn.CountWaiting(t.Context(), 0); err != nil {
 					t.Fatal(err)
 				}
 				r.countRequests = requests.Swap(0)

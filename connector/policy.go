@@ -67,12 +67,25 @@ type StringOrList []string
 // MarshalJSON writes a single value as a string, anything else as a list.
 func (s StringOrList) MarshalJSON() ([]byte, error) {
 	if len(s) == 1 {
-		return json.Marshal(s[0])
+		return marshalUnescaped(s[0])
 	}
 	if s == nil {
 		return []byte("[]"), nil
 	}
-	return json.Marshal([]string(s))
+	return marshalUnescaped([]string(s))
+}
+
+// marshalUnescaped is json.Marshal without HTML escaping: the encoder's
+// SetEscapeHTML(false) does not undo the escaping of a MarshalJSON's own
+// output, so "<", ">" and "&" in values would print as \u003c and so on.
+func marshalUnescaped(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // UnmarshalJSON accepts a string or a list of strings.

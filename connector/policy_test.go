@@ -789,3 +789,18 @@ func TestPolicyPlatform(t *testing.T) {
 		t.Errorf("default partition resource %q, want aws", got.Statement[0].Resource[0])
 	}
 }
+
+// Values with "<", ">" or "&" print as written, not as \u003c and the
+// like (HTML escaping has no place in an IAM policy), in what the CLI
+// prints (writeIndented).
+func TestStringOrListDoesNotEscapeHTML(t *testing.T) {
+	for _, v := range []StringOrList{{"a<b>&c"}, {"x&y", "<z>"}} {
+		var b strings.Builder
+		if err := writeIndented(&b, PolicyStatement{Effect: "Allow", Action: v}); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(b.String(), `\u00`) || !strings.Contains(b.String(), v[0]) {
+			t.Errorf("%v printed as %s", v, b.String())
+		}
+	}
+}

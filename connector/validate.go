@@ -69,6 +69,9 @@ func (c CheckResult) State() string {
 type Report struct {
 	Checks []CheckResult
 	Files  int
+	// FilesAtLeast: the count stopped at CountCap; there are at least
+	// Files files waiting.
+	FilesAtLeast bool
 }
 
 // OK reports whether no check failed (a skipped check does not fail it) and
@@ -84,6 +87,9 @@ func (r *Report) OK() bool {
 
 // SuccessLine is the message users see when every check passed.
 func (r *Report) SuccessLine() string {
+	if r.FilesAtLeast {
+		return fmt.Sprintf("Connection successful. Found at least %d files in bucket.", r.Files)
+	}
 	return fmt.Sprintf("Connection successful. Found %d files in bucket.", r.Files)
 }
 
@@ -170,9 +176,13 @@ func (c *Connection) Validate(ctx context.Context, opts ...ValidateOption) (*Rep
 		return r, err
 	}
 	if err := run(CheckList, "s3://"+c.cfg.Bucket+"/"+c.cfg.BasePath, func() (string, error) {
-		n, err := c.CountWaiting(ctx)
-		r.Files = n
-		return fmt.Sprintf("s3://%s/%s (%d files waiting)", c.cfg.Bucket, c.cfg.BasePath, n), err
+		n, more, err := c.CountWaiting(ctx, CountCap)
+		r.Files, r.FilesAtLeast = n, more
+		atLeast := ""
+		if more {
+			atLeast = "at least "
+		}
+		return fmt.Sprintf("s3://%s/%s (%s%d files waiting)", c.cfg.Bucket, c.cfg.BasePath, atLeast, n), err
 	}); err != nil {
 		return r, err
 	}
@@ -242,14 +252,31 @@ func (c *Connection) checkBucket(ctx context.Context) error {
 // every key except folder markers and those under archive/ and error/,
 // which it never reads (InboxListing), so validating a connection with
 // years of archive costs what validating a new one does.
-func (c *Connection) CountWaiting(ctx context.Context) (int, error) {
-	n := 0
-	_, err := c.Inbox().Walk(ctx, func(InboxObject) error {
+//
+// It stops at limit files (0: no limit) and then reports more: validation
+// runs at every start and reload, and counting millions of waiting files
+// each time would cost thousands of LIST requests for a number nobody
+// needs exactly.
+func (c *Connection) CountWaiting(ctx context.Context, limit int) (n int, more bool, err error) {
+	_, err = c.Inbox().Walk(ctx, func(InboxObject) error {
+		if limit > 0 && n == limit {
+			more = true
+			return errEnough
+		}
 		n++
 		return nil
 	})
-	return n, err
+	if errors.Is(err, errEnough) {
+		err = nil
+	}
+	return n, more, err
 }
+
+// CountCap is where validation stops counting waiting files (ten LIST
+// pages).
+const CountCap = 10000
+
+var errEnough = errors.New("counted enough")
 
 // markerPrefix names validation markers; they live under archive/ so they
 // are never mistaken for files to import.

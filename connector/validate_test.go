@@ -38,12 +38,20 @@ func TestAssumeRoleAndList(t *testing.T) {
 	if creds.AccessKeyID == user || creds.SessionToken == "" {
 		t.Errorf("got the platform's own keys or no session token: the role was not assumed")
 	}
-	n, err := conn.CountWaiting(ctx)
+	n, more, err := conn.CountWaiting(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 2 {
-		t.Errorf("CountWaiting = %d, want 2", n)
+	if n != 2 || more {
+		t.Errorf("CountWaiting = %d (more %v), want 2", n, more)
+	}
+	// A capped count stops there and says there are more.
+	n, more, err = conn.CountWaiting(ctx, 1)
+	if err != nil || n != 1 || !more {
+		t.Errorf("CountWaiting(limit 1) = %d, %v, %v; want 1, more", n, more, err)
+	}
+	if got, want := (&Report{Files: n, FilesAtLeast: more}).SuccessLine(), "Connection successful. Found at least 1 files in bucket."; got != want {
+		t.Errorf("SuccessLine = %q, want %q", got, want)
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/s3connector/s3connector/config"
+	"github.com/s3connector/s3connector/connector"
 	"github.com/s3connector/s3connector/ingest"
 	"github.com/s3connector/s3connector/metrics"
 )
@@ -57,6 +58,9 @@ type daemon struct {
 	// statusToken (status_token_file) unlocks /status; empty: /status
 	// answers anyone, redacted.
 	statusToken string
+	// retiring counts the stopped connections whose runners are not
+	// retired yet (retireWhenIdle).
+	retiring sync.WaitGroup
 }
 
 // supervised is one connection under the daemon's care.
@@ -64,6 +68,9 @@ type supervised struct {
 	cfg    config.Connection
 	cancel context.CancelFunc
 	done   chan struct{}
+	// runner is the scheduled runner, set under daemon.mu before done is
+	// closed; retired once the connection stops (retireWhenIdle, retireAll).
+	runner *connRunner
 
 	mu        sync.Mutex
 	state     string // validating, failing, scheduled
@@ -134,6 +141,7 @@ loop:
 	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelShutdown()
 	_ = srv.Shutdown(shutdownCtx)
+	d.retireAll()
 	if stopErr != nil {
 		d.log.Warn("shutdown grace over: files in progress were cancelled and stay in the inbox; moves already started were completed", zap.Error(stopErr))
 	}
@@ -178,6 +186,7 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) {
 		s.cancel()
 		d.sched.Remove(name)
 		delete(d.conns, name)
+		d.retireWhenIdle(name, s)
 		if !keep {
 			// Forget its metric series once its last run and its supervisor
 			// have ended (they update metrics until then), unless a later
@@ -212,7 +221,7 @@ func (d *daemon) supervise(ctx context.Context, s *supervised) {
 	d.mu.Lock()
 	principal := d.principal
 	d.mu.Unlock()
-	var runner *ingest.Runner
+	var runner *connRunner
 	backoff := validateBackoffMin
 	for {
 		// The runner is built inside the loop: what fails here (an import
@@ -222,14 +231,16 @@ func (d *daemon) supervise(ctx context.Context, s *supervised) {
 		if err != nil {
 			reason = "cannot start: " + err.Error()
 		} else {
-			report, verr := conn.Validate(ctx)
+			report, verr := conn.Validate(ctx, connector.WithPlatform(d.platform))
 			if ctx.Err() != nil {
+				r.retire()
 				return
 			}
 			if verr == nil && report.OK() {
 				runner = r
 				break
 			}
+			r.retire()
 			reason = "validation failed"
 			if verr != nil {
 				reason = verr.Error()
@@ -257,11 +268,16 @@ func (d *daemon) supervise(ctx context.Context, s *supervised) {
 	d.mu.Lock()
 	if ctx.Err() != nil {
 		d.mu.Unlock()
+		runner.retire()
 		return
 	}
 	err := d.sched.Add(c.Name, c.Schedule, runner.RunUntil)
+	if err == nil {
+		s.runner = runner
+	}
 	d.mu.Unlock()
 	if err != nil {
+		runner.retire()
 		s.set("failing", err.Error())
 		log.Error("cannot schedule", zap.Error(err))
 		return

@@ -2,6 +2,7 @@
 //
 //	s3connector connection new --name NAME [--account-id ID --bucket B --region R --base-path P]
 //	s3connector policy   --config FILE --connection NAME [--format json|text] [--document trust|permissions|kms]
+//	s3connector policy   --platform [--partition P | --config FILE]
 //	s3connector validate --config FILE [--connection NAME]
 //	s3connector run      --config FILE [--once [--connection NAME]]
 //	s3connector version
@@ -69,6 +70,8 @@ Usage:
       followed by the IAM role setup steps for the customer.
   s3connector policy --config FILE --connection NAME [--format json|text] [--document trust|permissions|kms]
       Print the IAM role name, trust policy and permissions policy of a connection.
+  s3connector policy --platform [--partition P | --config FILE]
+      Print the identity policy the platform principal itself should carry.
   s3connector validate --config FILE [--connection NAME]
       Test connections: assume the role, find the bucket, list, write/read/delete a marker.
   s3connector run --config FILE [--once [--connection NAME]]
