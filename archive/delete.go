@@ -21,81 +21,79 @@ const maxBatch = 1000
 // while one is in flight wait and leave together in the next batch. So an
 // idle connection adds no latency and a busy one sends far fewer requests.
 // Each entry carries its ETag, like a single conditional delete.
+//
+// Callers do not send batches themselves: enqueue starts a sender goroutine
+// when none is running, which sends batch after batch, one at a time, while
+// deletes are pending, then ends. So a caller may go on with other work
+// while its delete is in flight (Mover.MoveAsync) and read the answer from
+// its channel later; every delete's answer is delivered, whoever waits.
 type deleteBatcher struct {
 	m *Mover
 
 	mu       sync.Mutex
 	pending  []*pendingDelete
-	inFlight bool
+	inFlight bool // a sender goroutine is running
 	// unsupported is set when the store does not implement DeleteObjects;
 	// then every delete is a single DeleteObject.
 	unsupported bool
 }
 
 type pendingDelete struct {
+	// ctx is the caller's; a batch is sent with its first entry's,
+	// without its cancellation (see flush).
+	ctx  context.Context
 	src  Source
 	done chan error
-	// lead is signalled when this waiter is to send the next batch.
-	lead chan struct{}
 }
 
 func newDeleteBatcher(m *Mover) *deleteBatcher { return &deleteBatcher{m: m} }
 
-func (b *deleteBatcher) delete(ctx context.Context, src Source) error {
-	if !xmlSafe(src.Key) {
-		return b.m.deleteOne(ctx, src)
-	}
-	p := &pendingDelete{src: src, done: make(chan error, 1), lead: make(chan struct{}, 1)}
+// enqueue adds src to the next batch and returns the channel its answer
+// arrives on; ok is false when the store has no DeleteObjects, and the
+// caller deletes src on its own.
+func (b *deleteBatcher) enqueue(ctx context.Context, src Source) (done <-chan error, ok bool) {
+	p := &pendingDelete{ctx: ctx, src: src, done: make(chan error, 1)}
 	b.mu.Lock()
 	if b.unsupported {
 		b.mu.Unlock()
-		return b.m.deleteOne(ctx, src)
+		return nil, false
 	}
 	b.pending = append(b.pending, p)
-	if !b.inFlight {
-		b.inFlight = true
-		p.lead <- struct{}{}
-	}
+	start := !b.inFlight
+	b.inFlight = true
 	b.mu.Unlock()
+	if start {
+		go b.send()
+	}
+	return p.done, true
+}
+
+// send sends up to maxBatch pending deletes at a time until none is left.
+func (b *deleteBatcher) send() {
 	for {
-		select {
-		case err := <-p.done:
-			return err
-		case <-p.lead:
-			b.sendBatch(ctx)
+		b.mu.Lock()
+		if len(b.pending) == 0 {
+			b.inFlight = false
+			b.mu.Unlock()
+			return
 		}
+		n := min(len(b.pending), maxBatch)
+		batch := b.pending[:n:n]
+		b.pending = b.pending[n:]
+		b.mu.Unlock()
+		b.flush(batch)
 	}
 }
 
-// sendBatch sends up to maxBatch pending deletes, then hands the lead to
-// the oldest waiter, so no caller keeps flushing for others indefinitely.
-func (b *deleteBatcher) sendBatch(ctx context.Context) {
-	b.mu.Lock()
-	n := min(len(b.pending), maxBatch)
-	batch := b.pending[:n:n]
-	b.pending = b.pending[n:]
-	b.mu.Unlock()
-
-	b.flush(ctx, batch)
-
-	b.mu.Lock()
-	if len(b.pending) == 0 {
-		b.inFlight = false
-	} else {
-		b.pending[0].lead <- struct{}{}
-	}
-	b.mu.Unlock()
-}
-
-func (b *deleteBatcher) flush(ctx context.Context, batch []*pendingDelete) {
+func (b *deleteBatcher) flush(batch []*pendingDelete) {
 	objects := make([]types.ObjectIdentifier, len(batch))
 	for i, p := range batch {
 		// Pinned to the ETag, never to a version: see Mover.Delete.
 		objects[i] = types.ObjectIdentifier{Key: aws.String(p.src.Key), ETag: aws.String(p.src.ETag)}
 	}
-	// The batch carries other callers' deletes: the leader's context must
-	// not cut them off.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	// The batch carries many callers' deletes: one caller's context must
+	// not cut the others off.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].ctx), finishTimeout)
 	defer cancel()
 	out, err := b.m.S3.DeleteObjects(ctx, &s3.DeleteObjectsInput{
 		Bucket: &b.m.Bucket,

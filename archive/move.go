@@ -188,17 +188,48 @@ type Result struct {
 // On error the original is still in the inbox, except when the error is
 // from the final delete (*DeleteError): then a complete copy exists.
 func (m *Mover) Move(ctx context.Context, src Source, folder Folder, report *Report) (Result, error) {
-	if err := ctx.Err(); err != nil {
+	p, err := m.MoveAsync(ctx, src, folder, report)
+	if err != nil {
 		return Result{}, err
+	}
+	return p.Wait()
+}
+
+// PendingMove is a move whose copy exists and whose delete is in flight.
+type PendingMove struct {
+	res  Result
+	key  string
+	done <-chan error
+}
+
+// Wait waits for the delete's answer and returns what Move returns: an
+// error is a *DeleteError (the complete copy exists, the original is still
+// in the inbox).
+func (p *PendingMove) Wait() (Result, error) {
+	if err := <-p.done; err != nil {
+		return p.res, &DeleteError{Key: p.key, Copy: p.res.Key, Err: err}
+	}
+	return p.res, nil
+}
+
+// MoveAsync is Move without waiting for the final delete: it returns once
+// the copy exists, with the delete sent (or queued for the next
+// DeleteObjects batch), so the caller can go on while it is in flight. The
+// delete finishes even if ctx is cancelled (within a bounded time), as in
+// Move. On error no delete was sent: the original is still in the inbox.
+func (m *Mover) MoveAsync(ctx context.Context, src Source, folder Folder, report *Report) (*PendingMove, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	dest := DestKey(m.BasePath, folder, src.RelKey, src.Version())
 	if len(dest) > MaxDestLength(folder) {
-		return Result{}, fmt.Errorf("cannot %s %q: the destination key would be longer than S3's %d-byte limit; move or rename the file by hand", verb(folder), src.Key, MaxKeyLength)
+		return nil, fmt.Errorf("cannot %s %q: the destination key would be longer than S3's %d-byte limit; move or rename the file by hand", verb(folder), src.Key, MaxKeyLength)
 	}
 	if folder == Error && report == nil {
-		return Result{}, errors.New("archive: moving to error/ needs a report")
+		return nil, errors.New("archive: moving to error/ needs a report")
 	}
 	// From here on, finish what we start even if the run is cancelled.
+	parent := ctx
 	ctx, cancel := finishContext(ctx, finishTimeout)
 	defer cancel()
 
@@ -207,7 +238,7 @@ func (m *Mover) Move(ctx context.Context, src Source, folder Folder, report *Rep
 		report.ErrorKey = dest
 		res.Report = ReportKey(dest)
 		if err := m.putReport(ctx, res.Report, src, report); err != nil && !m.copied(ctx, res.Report, err) {
-			return Result{}, err
+			return nil, err
 		}
 	}
 	if err := m.copy(ctx, src, dest); err != nil && !m.copied(ctx, dest, err) {
@@ -216,12 +247,10 @@ func (m *Mover) Move(ctx context.Context, src Source, folder Folder, report *Rep
 			// later move of this version writes it again.
 			_, _ = m.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &m.Bucket, Key: &res.Report})
 		}
-		return Result{}, err
+		return nil, err
 	}
-	if err := m.Delete(ctx, src); err != nil {
-		return res, &DeleteError{Key: src.Key, Copy: dest, Err: err}
-	}
-	return res, nil
+	// The delete outlives this call: it gets its own finish context.
+	return &PendingMove{res: res, key: src.Key, done: m.startDelete(parent, src)}, nil
 }
 
 // copied tells whether a write to dest that failed with 412 Precondition
@@ -394,11 +423,38 @@ func (m *Mover) putReport(ctx context.Context, key string, src Source, r *Report
 // Move calls it; it is exported so a move whose copy exists already (an
 // earlier run copied the file but could not delete it) can finish.
 func (m *Mover) Delete(ctx context.Context, src Source) error {
-	if m.SingleDeletes {
-		return m.deleteOne(ctx, src)
+	if done, ok := m.enqueueDelete(ctx, src); ok {
+		return <-done
+	}
+	return m.deleteOne(ctx, src)
+}
+
+// enqueueDelete queues src for the next DeleteObjects batch; ok is false
+// when it must be deleted on its own (SingleDeletes, a key XML cannot
+// carry, a store without DeleteObjects).
+func (m *Mover) enqueueDelete(ctx context.Context, src Source) (<-chan error, bool) {
+	if m.SingleDeletes || !xmlSafe(src.Key) {
+		return nil, false
 	}
 	m.batchOnce.Do(func() { m.batch = newDeleteBatcher(m) })
-	return m.batch.delete(ctx, src)
+	return m.batch.enqueue(ctx, src)
+}
+
+// startDelete sends Delete's request without waiting for its answer, which
+// arrives on the returned channel. Like the rest of a started move it
+// finishes even if ctx is cancelled: a batch is sent without ctx's
+// cancellation, a single delete with a finish context of its own.
+func (m *Mover) startDelete(ctx context.Context, src Source) <-chan error {
+	if done, ok := m.enqueueDelete(ctx, src); ok {
+		return done
+	}
+	done := make(chan error, 1)
+	dctx, cancel := finishContext(ctx, finishTimeout)
+	go func() {
+		defer cancel()
+		done <- m.deleteOne(dctx, src)
+	}()
+	return done
 }
 
 func (m *Mover) deleteOne(ctx context.Context, src Source) error {
