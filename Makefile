@@ -133,3 +133,13 @@ $(K8S_OPENAPI)/.$(KUBERNETES_VERSION)-$(PROMETHEUS_OPERATOR_VERSION):
 
 clean:
 	rm -rf bin
+
+# Fuzz targets (issue: hostile input), each for FUZZTIME; not part of
+# `make test`, which runs their seed corpora (the f.Add cases) as tests.
+FUZZTIME ?= 30s
+.PHONY: fuzz
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzDestKey$$' -fuzztime $(FUZZTIME) ./archive
+	$(GO) test -run '^$$' -fuzz '^FuzzListedKey$$' -fuzztime $(FUZZTIME) ./connector
+	$(GO) test -run '^$$' -fuzz '^FuzzDirKeys$$' -fuzztime $(FUZZTIME) ./ingest
