@@ -138,7 +138,7 @@ type Connection struct {
 // Importer selects and configures the sink that receives each file.
 type Importer struct {
 	// Type is one of the built-in types dir, discard, exec, http, or a type
-	// registered with RegisterImporterType.
+	// registered from Go (ingest.Register; see SetImporterTypes).
 	Type string `yaml:"type"`
 	// Path is the target directory of the dir importer, absolute; it
 	// neither equals nor nests another dir importer's path.

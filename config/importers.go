@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 )
 
 // DefaultPermanentStatus returns the default of importer.permanent_status:
@@ -62,55 +62,48 @@ func validateExecEnv(path string, env map[string]string, p *problems) {
 	}
 }
 
-// importerTypeRE is the form of a registered importer type name.
-var importerTypeRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+// importerTypes returns the importer types registered from Go (a superset
+// of the built-in ones is fine); nil until SetImporterTypes.
+var importerTypes atomic.Pointer[func() []string]
 
-// registeredImporters holds the importer types registered from Go, besides
-// the built-in ones in importerKeys.
-var registeredImporters = struct {
-	sync.RWMutex
-	names map[string]bool
-}{names: make(map[string]bool)}
-
-// RegisterImporterType makes Validate accept name as importer.type. It is
-// meant for importer types that a Go program plugs in; ingest.Register
-// calls it, so programs normally call that instead. A registered type may
+// SetImporterTypes makes Validate accept, as importer.type, every name that
+// types returns besides the built-in ones; types is asked at each
+// validation, so types registered later count too. A registered type may
 // use any importer key, options included: its constructor reads and checks
 // them.
 //
-// Call it before loading the configuration, typically from an init
-// function. It is safe for concurrent use. Like database/sql.Register, it
-// panics when name does not match [a-z][a-z0-9_-]*, is a built-in type or
-// is already registered.
-func RegisterImporterType(name string) {
-	if !importerTypeRE.MatchString(name) {
-		panic(fmt.Sprintf("register importer type %q: name must match [a-z][a-z0-9_-]*", name))
+// The registry itself is ingest.Environment: package ingest hands its
+// default environment's Types to this hook, so a program registers with
+// ingest.Register and nothing else (config cannot import ingest, which
+// imports config). A program validating against an environment of its own
+// passes that one's Types. It is safe for concurrent use.
+func SetImporterTypes(types func() []string) {
+	importerTypes.Store(&types)
+}
+
+// hookTypes asks the hook of SetImporterTypes, if any.
+func hookTypes() []string {
+	if f := importerTypes.Load(); f != nil && *f != nil {
+		return (*f)()
 	}
-	if _, builtin := importerKeys[name]; builtin {
-		panic(fmt.Sprintf("register importer type %q: a built-in type", name))
-	}
-	registeredImporters.Lock()
-	defer registeredImporters.Unlock()
-	if registeredImporters.names[name] {
-		panic(fmt.Sprintf("register importer type %q: already registered", name))
-	}
-	registeredImporters.names[name] = true
+	return nil
 }
 
 // ImporterTypes returns the importer types Validate accepts, built-in and
 // registered, sorted.
 func ImporterTypes() []string {
-	registeredImporters.RLock()
-	defer registeredImporters.RUnlock()
-	names := slices.AppendSeq(slices.Collect(maps.Keys(importerKeys)), maps.Keys(registeredImporters.names))
+	names := slices.Collect(maps.Keys(importerKeys))
+	for _, n := range hookTypes() {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
 	slices.Sort(names)
 	return names
 }
 
-// registeredImporterType reports whether name was registered with
-// RegisterImporterType.
+// registeredImporterType reports whether name is an importer type
+// registered from Go (see SetImporterTypes).
 func registeredImporterType(name string) bool {
-	registeredImporters.RLock()
-	defer registeredImporters.RUnlock()
-	return registeredImporters.names[name]
+	return slices.Contains(hookTypes(), name)
 }

@@ -9,15 +9,20 @@ import (
 	"testing"
 )
 
-// registerImporterTypeForTest registers name until the test ends.
-func registerImporterTypeForTest(t *testing.T, name string) {
+// registerImporterTypeForTest makes Validate accept names (as a Go
+// program's ingest.Register would, through SetImporterTypes) until the test
+// ends.
+func registerImporterTypeForTest(t *testing.T, names ...string) {
 	t.Helper()
-	RegisterImporterType(name)
-	t.Cleanup(func() {
-		registeredImporters.Lock()
-		defer registeredImporters.Unlock()
-		delete(registeredImporters.names, name)
+	var mu sync.Mutex
+	registered := slices.Clone(names)
+	prev := importerTypes.Load()
+	SetImporterTypes(func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(registered)
 	})
+	t.Cleanup(func() { importerTypes.Store(prev) })
 }
 
 const registeredConn = `principal_arn: arn:aws:iam::111122223333:root
@@ -101,57 +106,36 @@ func TestImporterTypes(t *testing.T) {
 	if got := ImporterTypes(); !slices.Equal(got, want) {
 		t.Fatalf("ImporterTypes() = %q, want %q", got, want)
 	}
-	registerImporterTypeForTest(t, "zeta")
-	registerImporterTypeForTest(t, "alpha")
+	// The hook may list the built-in types too (ingest's environments do):
+	// each is listed once.
+	registerImporterTypeForTest(t, "zeta", ImporterDir, "alpha")
 	want = []string{"alpha", ImporterDir, ImporterDiscard, ImporterExec, ImporterHTTP, "zeta"}
 	if got := ImporterTypes(); !slices.Equal(got, want) {
 		t.Errorf("ImporterTypes() = %q, want %q", got, want)
 	}
 }
 
-func TestRegisterImporterTypePanics(t *testing.T) {
-	registerImporterTypeForTest(t, "taken")
-	tests := []struct {
-		name string
-		want string
-	}{
-		{"", `register importer type "": name must match [a-z][a-z0-9_-]*`},
-		{"Kafka", `register importer type "Kafka": name must match [a-z][a-z0-9_-]*`},
-		{"1sink", `register importer type "1sink": name must match [a-z][a-z0-9_-]*`},
-		{"-sink", `register importer type "-sink": name must match [a-z][a-z0-9_-]*`},
-		{"my sink", `register importer type "my sink": name must match [a-z][a-z0-9_-]*`},
-		{"sink\n", `register importer type "sink\n": name must match [a-z][a-z0-9_-]*`},
-		{ImporterDir, `register importer type "dir": a built-in type`},
-		{ImporterHTTP, `register importer type "http": a built-in type`},
-		{"taken", `register importer type "taken": already registered`},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%q", tt.name), func(t *testing.T) {
-			defer func() {
-				if r := recover(); r != tt.want {
-					t.Errorf("panic = %#v, want %q", r, tt.want)
-				}
-			}()
-			RegisterImporterType(tt.name)
-		})
-	}
-	if got := ImporterTypes(); len(got) != 5 {
-		t.Errorf("failed registrations changed the types: %q", got)
-	}
-}
-
-// TestRegisterImporterTypeConcurrent is for -race: registering while
-// configurations are validated.
-func TestRegisterImporterTypeConcurrent(t *testing.T) {
+// TestImporterTypesHookConcurrent is for -race: types registered (the hook
+// asked) while configurations are validated; a type counts from the
+// validation after its registration on.
+func TestImporterTypesHookConcurrent(t *testing.T) {
+	var mu sync.Mutex
+	var names []string
+	prev := importerTypes.Load()
+	t.Cleanup(func() { importerTypes.Store(prev) })
+	SetImporterTypes(func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(names)
+	})
 	var wg sync.WaitGroup
 	for i := range 8 {
 		name := fmt.Sprintf("sink%d", i)
-		t.Cleanup(func() {
-			registeredImporters.Lock()
-			defer registeredImporters.Unlock()
-			delete(registeredImporters.names, name)
+		wg.Go(func() {
+			mu.Lock()
+			names = append(names, name)
+			mu.Unlock()
 		})
-		wg.Go(func() { RegisterImporterType(name) })
 		wg.Go(func() {
 			// Valid or not depending on the race; only the data race matters.
 			_, _ = Parse([]byte(registeredConn + "    importer: {type: " + name + "}\n"))

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -35,50 +36,83 @@ type Deps struct {
 // may be called once per connection, concurrently.
 type Factory func(cfg config.Importer, deps Deps) (Importer, error)
 
-// importerFactories maps importer.type to its Factory. The built-in types
-// are here from the start; config knows them on its own.
-var importerFactories = struct {
-	sync.RWMutex
-	m map[string]Factory
-}{m: map[string]Factory{
-	config.ImporterDir:     newDir,
-	config.ImporterDiscard: newDiscard,
-	config.ImporterExec:    newExec,
-	config.ImporterHTTP:    newHTTP,
-}}
+// Environment is a registry of importer types: the factories that New
+// looks up by importer.type. It is a value, as Benthos's service.Environment
+// is, so a program (or a test) can keep its own set of types beside the
+// default one; Register, New and Types are shortcuts on DefaultEnvironment.
+// Every Environment knows the built-in types dir, discard, exec and http. It
+// is safe for concurrent use.
+type Environment struct {
+	mu        sync.RWMutex
+	factories map[string]Factory
+}
 
-// Register makes an importer type available to `importer.type` in the config
-// file. It panics if name is invalid (it must match [a-z][a-z0-9_-]*), f is
-// nil, or name is already registered (like database/sql.Register); the
-// built-in types dir, discard, exec and http are registered from the start.
-// It also calls config.RegisterImporterType(name) so the config file
-// validates. Call it before loading the configuration, typically from an
-// init function.
-func Register(name string, f Factory) {
+// NewEnvironment returns an environment holding only the built-in types.
+func NewEnvironment() *Environment {
+	return &Environment{factories: map[string]Factory{
+		config.ImporterDir:     newDir,
+		config.ImporterDiscard: newDiscard,
+		config.ImporterExec:    newExec,
+		config.ImporterHTTP:    newHTTP,
+	}}
+}
+
+// defaultEnvironment serves Register, New and Types.
+var defaultEnvironment = NewEnvironment()
+
+// Configuration files name the default environment's types: config
+// validates importer.type against them (config cannot import ingest, so it
+// asks through this hook rather than keeping a list of its own).
+func init() { config.SetImporterTypes(defaultEnvironment.Types) }
+
+// DefaultEnvironment returns the environment of the package-level Register,
+// New and Types, whose types config.Load and config.Parse accept.
+func DefaultEnvironment() *Environment { return defaultEnvironment }
+
+// Clone returns a new environment with the same types as e; registering in
+// one does not change the other.
+func (e *Environment) Clone() *Environment {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return &Environment{factories: maps.Clone(e.factories)}
+}
+
+// importerTypeRE is the form of an importer type name.
+var importerTypeRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+
+// Register makes an importer type available to New. It panics if name is
+// invalid (it must match [a-z][a-z0-9_-]*), f is nil, or name is already
+// registered (like database/sql.Register); the built-in types dir, discard,
+// exec and http are registered from the start. Call it before loading the
+// configuration, typically from main or an init function.
+func (e *Environment) Register(name string, f Factory) {
+	if !importerTypeRE.MatchString(name) {
+		panic(fmt.Sprintf("register importer type %q: name must match [a-z][a-z0-9_-]*", name))
+	}
 	if f == nil {
 		panic(fmt.Sprintf("register importer type %q: nil factory", name))
 	}
-	importerFactories.Lock()
-	defer importerFactories.Unlock()
-	if _, dup := importerFactories.m[name]; dup {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, dup := e.factories[name]; dup {
 		panic(fmt.Sprintf("register importer type %q: already registered", name))
 	}
-	// Checks the name and panics before anything is registered.
-	config.RegisterImporterType(name)
-	importerFactories.m[name] = f
+	e.factories[name] = f
 }
 
 // New builds the importer for cfg.Type. Errors name the field, e.g.
 // `importer.type: unknown type "x" (registered: dir, discard, exec, http, mysink)`.
-func New(cfg config.Importer, deps Deps) (Importer, error) {
-	importerFactories.RLock()
-	f, ok := importerFactories.m[cfg.Type]
-	importerFactories.RUnlock()
+// The caller owns the importer: if it implements io.Closer, the caller
+// closes it once when done with it (see Importer).
+func (e *Environment) New(cfg config.Importer, deps Deps) (Importer, error) {
+	e.mu.RLock()
+	f, ok := e.factories[cfg.Type]
+	e.mu.RUnlock()
 	switch {
 	case !ok && cfg.Type == "":
-		return nil, fmt.Errorf("importer.type: is required (registered: %s)", strings.Join(Types(), ", "))
+		return nil, fmt.Errorf("importer.type: is required (registered: %s)", strings.Join(e.Types(), ", "))
 	case !ok:
-		return nil, fmt.Errorf("importer.type: unknown type %q (registered: %s)", cfg.Type, strings.Join(Types(), ", "))
+		return nil, fmt.Errorf("importer.type: unknown type %q (registered: %s)", cfg.Type, strings.Join(e.Types(), ", "))
 	}
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
@@ -93,12 +127,22 @@ func New(cfg config.Importer, deps Deps) (Importer, error) {
 	return imp, nil
 }
 
-// Types lists registered type names, sorted.
-func Types() []string {
-	importerFactories.RLock()
-	defer importerFactories.RUnlock()
-	return slices.Sorted(maps.Keys(importerFactories.m))
+// Types lists the registered type names, sorted.
+func (e *Environment) Types() []string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return slices.Sorted(maps.Keys(e.factories))
 }
+
+// Register registers an importer type in the default environment, whose
+// types the configuration file may name: see Environment.Register.
+func Register(name string, f Factory) { defaultEnvironment.Register(name, f) }
+
+// New builds an importer from the default environment: see Environment.New.
+func New(cfg config.Importer, deps Deps) (Importer, error) { return defaultEnvironment.New(cfg, deps) }
+
+// Types lists the default environment's type names, sorted.
+func Types() []string { return defaultEnvironment.Types() }
 
 // The built-in factories repeat the required-key checks of config.Validate
 // for a configuration built in code: an empty command would otherwise panic

@@ -237,8 +237,6 @@ func TestNewFactoryReturnsNothing(t *testing.T) {
 func TestRegisterPanics(t *testing.T) {
 	taken := newTestTypeName("taken")
 	Register(taken, newSink)
-	direct := newTestTypeName("config-only")
-	config.RegisterImporterType(direct)
 
 	tests := []struct {
 		name    string
@@ -246,7 +244,6 @@ func TestRegisterPanics(t *testing.T) {
 		want    string
 	}{
 		{taken, newSink, fmt.Sprintf("register importer type %q: already registered", taken)},
-		{direct, newSink, fmt.Sprintf("register importer type %q: already registered", direct)},
 		{config.ImporterDir, newSink, `register importer type "dir": already registered`},
 		{config.ImporterHTTP, newSink, `register importer type "http": already registered`},
 		{newTestTypeName("nil"), nil, "nil factory"},
@@ -255,6 +252,8 @@ func TestRegisterPanics(t *testing.T) {
 		{"9sink", newSink, `register importer type "9sink": name must match [a-z][a-z0-9_-]*`},
 		{"my.sink", newSink, `register importer type "my.sink": name must match [a-z][a-z0-9_-]*`},
 		{"my sink", newSink, `register importer type "my sink": name must match [a-z][a-z0-9_-]*`},
+		{"-sink", newSink, `register importer type "-sink": name must match [a-z][a-z0-9_-]*`},
+		{"sink\n", newSink, `register importer type "sink\n": name must match [a-z][a-z0-9_-]*`},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%q", tt.name), func(t *testing.T) {
@@ -295,18 +294,50 @@ func TestRegistryConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-// TestTypesMatchConfig keeps the two registries in step: every type the
-// configuration accepts can be built, and the other way round. Register is
-// the only way the tests add types, so this holds whatever ran before.
+// TestTypesMatchConfig: the configuration accepts exactly the default
+// environment's types (one registry, config asks it), whatever the tests
+// registered before.
 func TestTypesMatchConfig(t *testing.T) {
 	got, want := Types(), config.ImporterTypes()
-	// A type registered with config alone (TestRegisterPanics does) has no
-	// factory; leave those out.
-	want = slices.DeleteFunc(want, func(name string) bool { return strings.HasPrefix(name, "config-only-") })
 	if !slices.Equal(got, want) {
 		t.Errorf("ingest.Types() = %q\nconfig.ImporterTypes() = %q", got, want)
 	}
 	if !slices.IsSorted(got) {
 		t.Errorf("Types() = %q, not sorted", got)
+	}
+}
+
+// TestRegistryEnvironment: an environment of one's own has the built-in
+// types, and what is registered there stays there.
+func TestRegistryEnvironment(t *testing.T) {
+	env := NewEnvironment()
+	builtin := []string{config.ImporterDir, config.ImporterDiscard, config.ImporterExec, config.ImporterHTTP}
+	if got := env.Types(); !slices.Equal(got, builtin) {
+		t.Fatalf("NewEnvironment().Types() = %q, want %q", got, builtin)
+	}
+	name := newTestTypeName("own")
+	env.Register(name, newSink)
+	if slices.Contains(Types(), name) || slices.Contains(config.ImporterTypes(), name) {
+		t.Errorf("a type registered in another environment reached the default one: %q", Types())
+	}
+	imp, err := env.New(config.Importer{Type: name, Options: map[string]any{"topic": "t"}}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := imp.(*sinkImporter); !ok || s.logger == nil {
+		t.Errorf("env.New = %#v, want a *sinkImporter with a logger", imp)
+	}
+	if _, err := New(config.Importer{Type: name}, Deps{}); err == nil || !strings.Contains(err.Error(), "unknown type") {
+		t.Errorf("default New(%q) error = %v, want unknown type", name, err)
+	}
+
+	clone := env.Clone()
+	other := newTestTypeName("clone")
+	clone.Register(other, newSink)
+	if !slices.Contains(clone.Types(), name) || slices.Contains(env.Types(), other) {
+		t.Errorf("clone types %q, original %q: the clone must start as a copy and then go its own way", clone.Types(), env.Types())
+	}
+	if DefaultEnvironment() == nil || !slices.Equal(DefaultEnvironment().Types(), Types()) {
+		t.Error("DefaultEnvironment is not the environment of Types")
 	}
 }
