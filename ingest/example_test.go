@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,6 +19,7 @@ import (
 	"github.com/s3connector/s3connector/connector"
 	"github.com/s3connector/s3connector/connector/miniotest"
 	"github.com/s3connector/s3connector/ingest"
+	"github.com/s3connector/s3connector/ingest/ingesttest"
 )
 
 // lineCounter is a custom sink: it counts the lines of every file and
@@ -128,4 +130,23 @@ connections:
 	// Output:
 	// listed 3, archived 2, errored 1, left 0
 	// lines imported: 5
+}
+
+// An importer's author runs the conformance suite on it (see package
+// ingesttest): lineCounter keeps nothing to look at, and an empty file is
+// bad content for it.
+func TestConformanceLineCounter(t *testing.T) {
+	ingesttest.Run(t, func(*testing.T) ingesttest.Harness { return lineCounterHarness{} })
+}
+
+type lineCounterHarness struct{}
+
+func (lineCounterHarness) New(*testing.T) (ingest.Importer, error) {
+	return &lineCounter{minLines: 1}, nil
+}
+
+func (lineCounterHarness) Delivered(*testing.T, ingest.File) ([]byte, bool) { return nil, false }
+
+func (lineCounterHarness) Features() ingesttest.Features {
+	return ingesttest.Features{NoDeliveries: true, EmptyIsBad: true}
 }

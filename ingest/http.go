@@ -84,13 +84,27 @@ func (h HTTP) Import(ctx context.Context, f File, body io.Reader) error {
 		ctx, cancel = context.WithTimeout(ctx, h.Timeout)
 		defer cancel()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, body)
+	// The transport may still be reading the body in its own goroutine
+	// when Do returns (a sink that answers before reading it all), but the
+	// caller closes the body once Import returns: wait until the transport
+	// is done with it, which it signals by closing it (cancelling the
+	// request first makes it stop writing).
+	ctx, cancel := context.WithCancel(ctx)
+	rb := &requestBody{r: body, closed: make(chan struct{})}
+	defer func() {
+		cancel()
+		if rb != nil {
+			<-rb.closed
+		}
+	}()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, rb)
 	if err != nil {
+		rb = nil
 		return Permanent(fmt.Errorf("build request for %q: %w", f.Key, redactErr(err)))
 	}
 	req.ContentLength = f.Size
 	if f.Size == 0 {
-		req.Body = http.NoBody
+		req.Body, rb = http.NoBody, nil
 	}
 	for k, v := range h.Headers {
 		req.Header.Set(k, v)
@@ -140,6 +154,22 @@ func (h HTTP) Import(ctx context.Context, f File, body io.Reader) error {
 		return fmt.Errorf("%s: %w: %s; the file stays in the inbox and is retried on the next run: %s", answered, ErrSinkMisconfigured, advice, msg)
 	}
 	return fmt.Errorf("%s: %s", answered, msg)
+}
+
+// requestBody is an http import's request body: closed is closed once the
+// transport has closed it (it always does, even on errors), after its last
+// read.
+type requestBody struct {
+	r      io.Reader
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (b *requestBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *requestBody) Close() error {
+	b.once.Do(func() { close(b.closed) })
+	return nil
 }
 
 // sinkAdvice says, per status that blames the sink or the importer's

@@ -36,8 +36,32 @@ type File struct {
 //   - any other error: transient trouble; the file stays in the inbox and is
 //     retried on the next run.
 //
-// Import may be called concurrently from several workers and must be
-// idempotent for one IdempotencyKey (delivery is at least once).
+// The rest of the contract, checked for any importer by package ingesttest
+// (run ingesttest.Run on yours):
+//   - Failed reads: an error from body (the connection to S3 broke) is
+//     transient whatever the importer makes of it, and the sink must not
+//     keep a partial file: publish only a complete body (write to a temporary
+//     name and rename, check File.Size, or roll back).
+//   - Cancellation: when ctx is done (shutdown past its grace, a reload),
+//     return promptly, within seconds, with an error that is not permanent;
+//     the file is retried. Body reads fail once ctx is done, but whatever
+//     else Import waits for (a sink's answer, a child process) must watch
+//     ctx too.
+//   - No read after return: body is valid only until Import returns; no
+//     goroutine Import started may read it afterwards (an HTTP transport
+//     still sending a request body, say).
+//   - At least once: the same version may be imported again (a crash
+//     between import and move) with the same File.IdempotencyKey; that
+//     import must succeed, and the sink should deduplicate by the key. A
+//     new version under the same key has another IdempotencyKey and
+//     replaces the old one.
+//   - Concurrency: Import is called concurrently from several workers.
+//   - Closing: an importer that also implements io.Closer owns resources
+//     (connections, clients, files) that outlive one file. Whoever built it
+//     closes it once it is retired, after its last Import returned: the
+//     daemon does when a reload replaces its connection's runner, when a
+//     validation attempt that built it fails, and when the daemon stops.
+//     Close is called once; Import is not called after it.
 type Importer interface {
 	Import(ctx context.Context, f File, body io.Reader) error
 }
