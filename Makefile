@@ -10,6 +10,8 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Pinned test servers. MinIO: S3 + STS + SSE-KMS; mc: users and policies.
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 MC_VERSION    := v0.0.0-20250313080218-cf909e1063a9
+# staticcheck runs in `make check`.
+STATICCHECK_VERSION := v0.8.2
 # promtool lints the scraped metrics (metrics/metrics_test.go).
 PROMTOOL_VERSION := v0.315.0
 # kubeconform validates deploy/ (deploy/deploy_test.go) against JSON schemas
@@ -36,9 +38,16 @@ build:
 test: tools check
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-check:
+check: $(TOOLS)/.staticcheck-$(STATICCHECK_VERSION)
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(TOOLS)/staticcheck ./...
+
+# staticcheck, built from the Go module proxy.
+$(TOOLS)/.staticcheck-$(STATICCHECK_VERSION):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@rm -f $(TOOLS)/.staticcheck-* && touch $@
 
 # The demo: a local MinIO with a bucket of testdata files, a platform user
 # holding exactly the generated permissions policy, then `validate` and
