@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -87,8 +88,8 @@ func (a *API) checkSettings(name string, s store.Settings, others []config.Conne
 	if err == nil {
 		return nil
 	}
-	ve, ok := err.(*config.ValidationError)
-	if !ok {
+	var ve *config.ValidationError
+	if !errors.As(err, &ve) {
 		return err
 	}
 	idx := fmt.Sprint(len(conns) - 1)

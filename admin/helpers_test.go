@@ -42,12 +42,11 @@ var testTemplate = config.Connection{
 // tested here, the checks themselves in connector against MinIO, and both
 // together in TestValidateAgainstMinIO.
 type fakeValidator struct {
-	mu     sync.Mutex
-	fail   bool
-	block  bool // wait for ctx
-	files  int
-	seen   []config.Connection
-	called chan struct{}
+	mu    sync.Mutex
+	fail  bool
+	block bool // wait for ctx
+	files int
+	seen  []config.Connection
 }
 
 func (f *fakeValidator) Validate(ctx context.Context, c config.Connection) (*connector.Report, error) {

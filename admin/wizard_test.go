@@ -37,16 +37,15 @@ func TestWizard(t *testing.T) {
 
 	// IAM Role step.
 	var iam struct {
-		RoleName, RoleNameNote, ExternalID, Instructions string
-		TrustPolicy, PermissionsPolicy                   connector.PolicyDocument
-		KMSKeyStatement                                  *connector.PolicyStatement `json:"kms_key_policy_statement"`
+		RoleName     string `json:"role_name"`
+		RoleNameNote string `json:"role_name_note"`
+		ExternalID   string `json:"external_id"`
+		Instructions string `json:"instructions"`
 	}
 	a = e.do("GET", "/api/v1/connections/acme/iam", "").want(t, http.StatusOK)
 	a.decode(t, &iam)
-	// Field names with underscores: decode again by hand.
 	var raw map[string]any
 	a.decode(t, &raw)
-	iam.RoleName, iam.RoleNameNote, iam.ExternalID, iam.Instructions = raw["role_name"].(string), raw["role_name_note"].(string), raw["external_id"].(string), raw["instructions"].(string)
 	want := connector.PoliciesFor(testPrincipal, stored.ConfigConnection(testTemplate))
 	if iam.RoleName != "s3connector-acme" || iam.RoleNameNote != "system-generated, do not modify" || iam.ExternalID != stored.ExternalID {
 		t.Errorf("IAM step: role %q (%q), external id matches: %v", iam.RoleName, iam.RoleNameNote, iam.ExternalID == stored.ExternalID)
