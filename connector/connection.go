@@ -84,6 +84,10 @@ func New(platform aws.Config, principalARN string, c config.Connection, opts ...
 	if c.Region == "" {
 		return nil, fmt.Errorf("connection %q: region is required", c.Name)
 	}
+	timing, err := credentialTimingFromEnv()
+	if err != nil {
+		return nil, err
+	}
 	workers := max(c.Workers, 1)
 	// One pool for S3 and STS: one idle connection per worker, plus room
 	// for the lister and the move. Neither client follows redirects.
@@ -104,7 +108,7 @@ func New(platform aws.Config, principalARN string, c config.Connection, opts ...
 	provider := stscreds.NewAssumeRoleProvider(stsClient, c.RoleARN(), func(o *stscreds.AssumeRoleOptions) {
 		o.ExternalID = aws.String(c.ExternalID)
 		o.RoleSessionName = SessionName(c.Name)
-		o.Duration = SessionDuration
+		o.Duration = timing.session
 	})
 	var credentials aws.CredentialsProvider = provider
 	if hook := o.hooks.AssumeRole; hook != nil {
@@ -115,8 +119,8 @@ func New(platform aws.Config, principalARN string, c config.Connection, opts ...
 		})
 	}
 	cache := aws.NewCredentialsCache(credentials, func(o *aws.CredentialsCacheOptions) {
-		o.ExpiryWindow = refreshWindow
-		o.ExpiryWindowJitterFrac = 0.5
+		o.ExpiryWindow = timing.window
+		o.ExpiryWindowJitterFrac = timing.jitter
 	})
 
 	client := s3.NewFromConfig(platform, func(o *s3.Options) {
