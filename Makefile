@@ -152,3 +152,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDestKey$$' -fuzztime $(FUZZTIME) ./archive
 	$(GO) test -run '^$$' -fuzz '^FuzzListedKey$$' -fuzztime $(FUZZTIME) ./connector
 	$(GO) test -run '^$$' -fuzz '^FuzzDirKeys$$' -fuzztime $(FUZZTIME) ./ingest
+
+# The torture suite (issue 12), not part of `make test`: the built binary
+# under SIGKILLs, network faults, throttling, expiring credentials, sink
+# failures, two writers and long uptime, against MinIO (data in /dev/shm
+# when there is one), each scenario ending with one shared checker of the
+# invariants; one line of figures per scenario, non-zero exit if any breaks.
+.PHONY: torture
+torture: tools $(TOOLS)/.toxiproxy-$(TOXIPROXY_VERSION)
+	$(if $(wildcard /dev/shm),TMPDIR=/dev/shm) $(GO) test -tags torture -race=false -count=1 -timeout 15m -v ./torture/
