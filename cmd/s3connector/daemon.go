@@ -8,13 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"reflect"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,21 +23,15 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/s3connector/s3connector/config"
-	"github.com/s3connector/s3connector/connector"
-	"github.com/s3connector/s3connector/ingest"
 	"github.com/s3connector/s3connector/metrics"
+	"github.com/s3connector/s3connector/supervisor"
 )
 
-// Validation retry backoff for a connection that fails validation.
-const (
-	validateBackoffMin = 5 * time.Second
-	validateBackoffMax = 5 * time.Minute
-)
-
-// daemon is `s3connector run` without --once: every active connection is
-// validated, then scheduled; one that fails validation is retried with
-// backoff and none of its files is touched meanwhile. SIGHUP reloads the
-// configuration; SIGTERM/SIGINT stop it gracefully.
+// daemon is `s3connector run` without --once: the supervisor validates
+// and schedules every active connection; the daemon wires it to the
+// configuration file (SIGHUP reloads it; it is applied only if valid), to
+// SIGTERM/SIGINT (graceful stop within shutdown_grace) and to the HTTP
+// listener (/healthz, /readyz, /status, /metrics).
 type daemon struct {
 	configFile string
 	platform   aws.Config
@@ -48,46 +39,19 @@ type daemon struct {
 	metrics    *metrics.Metrics
 	log        *zap.Logger
 
-	sched *ingest.Scheduler
 	// hup, when set, replaces the SIGHUP channel (tests).
 	hup <-chan os.Signal
+	// sup is set by serve before the HTTP server starts.
+	sup *supervisor.Supervisor
 
-	mu        sync.Mutex
-	principal string
-	conns     map[string]*supervised
+	mu sync.Mutex
 	// statusToken (status_token_file) unlocks /status; empty: /status
 	// answers anyone, redacted.
 	statusToken string
-	// retiring counts the stopped connections whose runners are not
-	// retired yet (retireWhenIdle).
-	retiring sync.WaitGroup
-}
-
-// supervised is one connection under the daemon's care.
-type supervised struct {
-	cfg    config.Connection
-	cancel context.CancelFunc
-	done   chan struct{}
-	// runner is the scheduled runner, set under daemon.mu before done is
-	// closed; retired once the connection stops (retireWhenIdle, retireAll).
-	runner *connRunner
-
-	mu        sync.Mutex
-	state     string // validating, failing, scheduled
-	lastError string
-	since     time.Time
-}
-
-func (s *supervised) set(state, lastError string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.state, s.lastError, s.since = state, lastError, time.Now()
 }
 
 func (d *daemon) serve(ctx context.Context, cfg *config.Config) error {
-	d.sched = ingest.NewScheduler(d.log, d.metrics)
-	d.conns = map[string]*supervised{}
-	d.principal = cfg.PrincipalARN
+	d.sup = supervisor.New(supervisor.Options{Platform: d.platform, Metrics: d.metrics, Logger: d.log})
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
@@ -103,8 +67,12 @@ func (d *daemon) serve(ctx context.Context, cfg *config.Config) error {
 	go func() { srvErr <- srv.Serve(ln) }()
 	d.log.Info("s3connector started", zap.String("version", version), zap.String("listen", ln.Addr().String()))
 
-	d.sched.Start()
-	d.apply(ctx, cfg)
+	supDone := make(chan struct{})
+	go func() {
+		defer close(supDone)
+		d.sup.Run(context.Background()) //nolint:errcheck // ended by Stop below
+	}()
+	d.apply(cfg)
 
 	hup := d.hup
 	if hup == nil {
@@ -123,25 +91,20 @@ loop:
 			d.log.Error("HTTP server failed", zap.Error(err))
 			break loop
 		case <-hup:
-			if g, ok := d.reload(ctx); ok {
+			if g, ok := d.reload(); ok {
 				grace = g
 			}
 		}
 	}
 
 	d.log.Info("stopping: no new files; files in progress may finish", zap.Duration("shutdown_grace", grace))
-	d.mu.Lock()
-	for _, s := range d.conns {
-		s.cancel()
-	}
-	d.mu.Unlock()
 	stopCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	stopErr := d.sched.Stop(stopCtx)
+	stopErr := d.sup.Stop(stopCtx)
+	<-supDone
 	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelShutdown()
 	_ = srv.Shutdown(shutdownCtx)
-	d.retireAll()
 	if stopErr != nil {
 		d.log.Warn("shutdown grace over: files in progress were cancelled and stay in the inbox; moves already started were completed", zap.Error(stopErr))
 	}
@@ -150,7 +113,7 @@ loop:
 }
 
 // reload reads the configuration file again; it is applied only if valid.
-func (d *daemon) reload(ctx context.Context) (time.Duration, bool) {
+func (d *daemon) reload() (time.Duration, bool) {
 	cfg, err := config.Load(d.configFile)
 	d.metrics.ConfigReload(err == nil, time.Now())
 	if err != nil {
@@ -158,164 +121,46 @@ func (d *daemon) reload(ctx context.Context) (time.Duration, bool) {
 		return 0, false
 	}
 	d.log.Info("configuration reloaded")
-	d.apply(ctx, cfg)
+	d.apply(cfg)
 	return cfg.ShutdownGrace, true
 }
 
-// apply starts, restarts or stops connections so that exactly the active
-// connections of cfg run; unchanged connections are not touched.
-func (d *daemon) apply(ctx context.Context, cfg *config.Config) {
+// apply hands cfg's connections to the supervisor and takes its status
+// token.
+func (d *daemon) apply(cfg *config.Config) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	principalChanged := d.principal != cfg.PrincipalARN
-	d.principal = cfg.PrincipalARN
 	d.statusToken = cfg.StatusToken
-	want := map[string]config.Connection{}
-	for _, c := range cfg.Connections {
-		if c.Status == config.StatusActive {
-			want[c.Name] = c
-		}
-	}
-	for name, s := range d.conns {
-		c, keep := want[name]
-		if keep && !principalChanged && reflect.DeepEqual(c, s.cfg) {
-			delete(want, name)
-			continue
-		}
-		d.log.Info("connection stopped", zap.String("connection", name), zap.Bool("changed", keep))
-		s.cancel()
-		d.sched.Remove(name)
-		delete(d.conns, name)
-		d.retireWhenIdle(name, s)
-		if !keep {
-			// Forget its metric series once its last run and its supervisor
-			// have ended (they update metrics until then), unless a later
-			// reload brought the connection back.
-			idle, supervised := d.sched.Idle(name), s.done
-			go func() {
-				<-idle
-				<-supervised
-				d.mu.Lock()
-				defer d.mu.Unlock()
-				if _, back := d.conns[name]; !back {
-					d.metrics.Forget(name)
-				}
-			}()
-		}
-	}
-	for name, c := range want {
-		sctx, cancel := context.WithCancel(ctx)
-		s := &supervised{cfg: c, cancel: cancel, done: make(chan struct{})}
-		s.set("validating", "")
-		d.conns[name] = s
-		go d.supervise(sctx, s)
+	d.mu.Unlock()
+	// config.Validate has rejected duplicate names; Apply refuses only
+	// those, and after Stop, which has not been called yet.
+	if err := d.sup.Apply(cfg.PrincipalARN, cfg.Connections); err != nil {
+		d.log.Error("cannot apply the configuration", zap.Error(err))
 	}
 }
 
-// supervise validates a connection until it passes (with backoff), then
-// schedules it and runs it once at once.
-func (d *daemon) supervise(ctx context.Context, s *supervised) {
-	defer close(s.done)
-	c := s.cfg
-	log := d.log.With(zap.String("connection", c.Name))
-	d.mu.Lock()
-	principal := d.principal
-	d.mu.Unlock()
-	var runner *connRunner
-	backoff := validateBackoffMin
-	for {
-		// The runner is built inside the loop: what fails here (an import
-		// directory not mounted yet, say) may pass on a later try.
-		r, conn, err := newRunner(d.platform, principal, c, d.metrics, d.log)
-		var reason string
-		if err != nil {
-			reason = "cannot start: " + err.Error()
-		} else {
-			report, verr := conn.Validate(ctx, connector.WithPlatform(d.platform))
-			if ctx.Err() != nil {
-				r.retire()
-				return
-			}
-			if verr == nil && report.OK() {
-				runner = r
-				break
-			}
-			r.retire()
-			reason = "validation failed"
-			if verr != nil {
-				reason = verr.Error()
-			}
-			if adv := conn.AdviceFor(verr); adv.Headline != "" {
-				reason = adv.Headline + ": " + reason
-			}
-		}
-		s.set("failing", reason)
-		d.metrics.SetUp(c.Name, false)
-		wait := backoff/2 + rand.N(backoff/2+1)
-		log.Error("connection failed validation; none of its files is touched until it passes", zap.String("reason", reason), zap.Duration("retry_in", wait))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		backoff = min(backoff*2, validateBackoffMax)
+// states is the supervisor's view (none before serve started it).
+func (d *daemon) states() []supervisor.State {
+	if d.sup == nil {
+		return nil
 	}
-	if iv, err := ingest.Interval(c.Schedule, time.Now()); err == nil {
-		d.metrics.SetScheduleInterval(c.Name, iv)
-	}
-	// Schedule only while this supervisor is current: a reload that removed
-	// or changed the connection in the meantime cancelled ctx under d.mu.
-	d.mu.Lock()
-	if ctx.Err() != nil {
-		d.mu.Unlock()
-		runner.retire()
-		return
-	}
-	err := d.sched.Add(c.Name, c.Schedule, runner.RunUntil)
-	if err == nil {
-		s.runner = runner
-	}
-	d.mu.Unlock()
-	if err != nil {
-		runner.retire()
-		s.set("failing", err.Error())
-		log.Error("cannot schedule", zap.Error(err))
-		return
-	}
-	d.metrics.SetUp(c.Name, true)
-	s.set("scheduled", "")
-	log.Info("connection validated and scheduled", zap.String("schedule", c.Schedule))
-	d.sched.RunNow(c.Name)
-}
-
-func (d *daemon) snapshot() []*supervised {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make([]*supervised, 0, len(d.conns))
-	for _, s := range d.conns {
-		out = append(out, s)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].cfg.Name < out[j].cfg.Name })
-	return out
+	return d.sup.States()
 }
 
 // readyz: 200 when every active connection passed validation; otherwise
 // 503 naming each connection that has not, with its reason. Probes carry no
 // token, so the reasons are always redacted (role ARNs, account ids).
 func (d *daemon) readyz(w http.ResponseWriter, _ *http.Request) {
-	conns := d.snapshot()
-	filter := outputFilter{secrets: externalIDs(conns)}
+	states := d.states()
+	filter := outputFilter{secrets: externalIDs(states)}
 	var notReady []string
-	for _, s := range conns {
-		s.mu.Lock()
-		if s.state != "scheduled" {
-			line := s.cfg.Name + ": " + s.state
-			if s.lastError != "" {
-				line += ": " + filter.text(s.lastError)
+	for _, st := range states {
+		if !st.Ready() {
+			line := st.Name() + ": " + st.Phase
+			if st.Reason != "" {
+				line += ": " + filter.text(st.Reason)
 			}
 			notReady = append(notReady, line)
 		}
-		s.mu.Unlock()
 	}
 	if len(notReady) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -362,22 +207,6 @@ type runStatus struct {
 	Skipped string `json:"skipped,omitempty"`
 }
 
-// problems describes what a run found that needs the customer's attention
-// without failing the run.
-func problems(s ingest.Summary) []string {
-	var out []string
-	if s.Blocked > 0 {
-		out = append(out, fmt.Sprintf("%d files were imported but moving them is denied: check for a bucket policy that denies s3:DeleteObject or s3:PutObject, "+
-			"the role's permissions policy (regenerate it with `s3connector policy`: it needs the tagging and version actions too) and Object Lock settings; "+
-			"they are not imported again, their move is retried; the daemon log names each file", s.Blocked))
-	}
-	if s.Skipped > 0 {
-		out = append(out, fmt.Sprintf("%d files cannot be read: encrypted with a customer-provided key (SSE-C) or in an archive storage class "+
-			"(S3 Glacier Flexible Retrieval, Deep Archive); they stay in the inbox: restore them or re-upload them with SSE-S3 or SSE-KMS; the daemon log names each file", s.Skipped))
-	}
-	return out
-}
-
 // status serves every connection's state as JSON; see statusAccess for who
 // sees what.
 func (d *daemon) status(w http.ResponseWriter, r *http.Request) {
@@ -393,47 +222,10 @@ func (d *daemon) status(w http.ResponseWriter, r *http.Request) {
 		Version     string             `json:"version"`
 		Connections []connectionStatus `json:"connections"`
 	}{Version: version, Connections: []connectionStatus{}}
-	conns := d.snapshot()
-	filter := outputFilter{full: full, secrets: externalIDs(conns)}
-	for _, s := range conns {
-		s.mu.Lock()
-		cs := connectionStatus{Name: s.cfg.Name, State: s.state, Since: s.since.UTC(), Schedule: s.cfg.Schedule, LastError: s.lastError}
-		s.mu.Unlock()
-		if st, ok := d.sched.State(s.cfg.Name); ok {
-			if !st.Next.IsZero() {
-				next := st.Next.UTC()
-				cs.NextRun = &next
-			}
-			if st.Running {
-				cs.State = "running"
-			}
-			if st.HasLast {
-				l := st.Last
-				rs := &runStatus{RunID: l.RunID, Started: l.Started.UTC(), Duration: l.Duration.Round(time.Millisecond).String(), OK: l.OK(),
-					Listed: l.Listed, Archived: l.Archived, Errored: l.Errored, Retry: l.Retry,
-					FilesSkipped: l.Skipped, FilesBlocked: l.Blocked, Bytes: l.Bytes}
-				cs.Problems = problems(l)
-				switch {
-				case l.LeaseHeld():
-					// Another process is doing the work: neither an error
-					// nor a count of waiting files (nothing was listed).
-					rs.Skipped = l.Err.Error()
-				case l.Err != nil:
-					rs.Error = l.Err.Error()
-					if cs.LastError == "" {
-						cs.LastError = rs.Error
-					}
-				}
-				cs.LastRun = rs
-				if !l.LeaseHeld() {
-					waiting := max(l.Listed-l.Archived-l.Errored-l.Vanished, 0)
-					cs.Waiting = &waiting
-				}
-				rs.Error, rs.Skipped = filter.text(rs.Error), filter.text(rs.Skipped)
-			}
-		}
-		cs.LastError, cs.Problems = filter.text(cs.LastError), filter.texts(cs.Problems)
-		out.Connections = append(out.Connections, cs)
+	states := d.states()
+	filter := outputFilter{full: full, secrets: externalIDs(states)}
+	for _, st := range states {
+		out.Connections = append(out.Connections, newConnectionStatus(st, filter))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
@@ -469,11 +261,43 @@ func (d *daemon) statusAccess(r *http.Request) (full bool, refused string) {
 	return true, ""
 }
 
+// newConnectionStatus is st as /status shows it to a caller who may see
+// what filter lets through.
+func newConnectionStatus(st supervisor.State, filter outputFilter) connectionStatus {
+	cs := connectionStatus{Name: st.Name(), State: st.Phase, Since: st.Since.UTC(), Schedule: st.Connection.Schedule, LastError: st.Reason}
+	if !st.NextRun.IsZero() {
+		next := st.NextRun.UTC()
+		cs.NextRun = &next
+	}
+	if st.Running {
+		cs.State = "running"
+	}
+	if l := st.LastRun; l != nil {
+		rs := &runStatus{RunID: l.RunID, Started: l.Started.UTC(), Duration: l.Duration.Round(time.Millisecond).String(), OK: l.OK,
+			Listed: l.Listed, Archived: l.Archived, Errored: l.Errored, Retry: l.Retry,
+			FilesSkipped: l.Skipped, FilesBlocked: l.Blocked, Bytes: l.Bytes,
+			Error: filter.text(l.Error), Skipped: filter.text(l.LeaseHeld)}
+		cs.Problems = l.Problems
+		if l.Error != "" && cs.LastError == "" {
+			cs.LastError = l.Error
+		}
+		// Another process holding the lease does the work: neither an
+		// error nor a count of waiting files (nothing was listed).
+		if l.LeaseHeld == "" {
+			waiting := l.Waiting
+			cs.Waiting = &waiting
+		}
+		cs.LastRun = rs
+	}
+	cs.LastError, cs.Problems = filter.text(cs.LastError), filter.texts(cs.Problems)
+	return cs
+}
+
 // externalIDs are the values /status and /readyz never show.
-func externalIDs(conns []*supervised) []string {
-	ids := make([]string, 0, len(conns))
-	for _, s := range conns {
-		ids = append(ids, s.cfg.ExternalID)
+func externalIDs(states []supervisor.State) []string {
+	ids := make([]string, 0, len(states))
+	for _, st := range states {
+		ids = append(ids, st.Connection.ExternalID)
 	}
 	return ids
 }

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
@@ -17,6 +16,7 @@ import (
 	"github.com/s3connector/s3connector/connector"
 	"github.com/s3connector/s3connector/ingest"
 	"github.com/s3connector/s3connector/metrics"
+	"github.com/s3connector/s3connector/supervisor"
 )
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -61,14 +61,15 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	if *once {
-		runners := make([]*connRunner, 0, len(conns))
+		runners := make([]*supervisor.Runner, 0, len(conns))
 		defer func() {
 			for _, r := range runners {
-				r.retire()
+				r.Retire()
 			}
 		}()
+		o := supervisor.Options{Platform: platform, Metrics: m, Logger: log}
 		for _, c := range conns {
-			r, _, err := newRunner(platform, cfg.PrincipalARN, c, m, log)
+			r, err := supervisor.NewRunner(o, cfg.PrincipalARN, c)
 			if err != nil {
 				return err
 			}
@@ -106,98 +107,13 @@ func activeConnections(cfg *config.Config, name, file string) ([]config.Connecti
 	return out, nil
 }
 
-// connRunner is a connection's runner with the importer it built: whoever
-// holds it retires it once done with it, which closes the importer if it
-// is an io.Closer (see ingest.Importer).
-type connRunner struct {
-	*ingest.Runner
-	imp  ingest.Importer
-	log  *zap.Logger
-	once sync.Once
-}
-
-// retire closes the importer (once, if it is an io.Closer). Call it after
-// the runner's last run has ended; r may be nil.
-func (r *connRunner) retire() {
-	if r == nil {
-		return
-	}
-	r.once.Do(func() {
-		if c, ok := r.imp.(io.Closer); ok {
-			if err := c.Close(); err != nil {
-				r.log.Warn("closing the retired importer failed", zap.Error(err))
-			}
-		}
-	})
-}
-
-// retireWhenIdle retires s's runner, if it got one, once its supervisor
-// has returned and the connection's last run has ended. Call it after
-// removing the connection from the scheduler: no run of it starts then.
-func (d *daemon) retireWhenIdle(name string, s *supervised) {
-	idle := d.sched.Idle(name)
-	d.retiring.Add(1)
-	go func() {
-		defer d.retiring.Done()
-		<-idle
-		<-s.done
-		// s.runner was set, if ever, before s.done was closed.
-		s.runner.retire()
-	}()
-}
-
-// retireAll retires every runner once the scheduler has stopped (no run
-// is going): the current connections' after their supervisors return
-// (they were cancelled), and those being retired already.
-func (d *daemon) retireAll() {
-	d.mu.Lock()
-	conns := make([]*supervised, 0, len(d.conns))
-	for _, s := range d.conns {
-		conns = append(conns, s)
-	}
-	d.mu.Unlock()
-	for _, s := range conns {
-		<-s.done
-		s.runner.retire()
-	}
-	d.retiring.Wait()
-}
-
-// newRunner builds a connection's runner and its importer; the caller
-// retires it (closing the importer).
-func newRunner(platform aws.Config, principal string, c config.Connection, m *metrics.Metrics, log *zap.Logger) (*connRunner, *connector.Connection, error) {
-	conn, err := connector.New(platform, principal, c, connector.WithHooks(connector.Hooks{
-		S3Request: func(op string, err error) { m.S3Request(c.Name, op, connector.ResultLabel(err, c.Region)) },
-		AssumeRole: func(expires time.Time, err error) {
-			m.AssumeRole(c.Name, err, expires)
-			if err != nil {
-				log.Error("assume role failed", zap.String("connection", c.Name), zap.String("role_arn", c.RoleARN()), zap.Error(err))
-			}
-		},
-	}))
-	if err != nil {
-		return nil, nil, err
-	}
-	imp, err := ingest.New(c.Importer, ingest.Deps{Logger: log.With(zap.String("connection", c.Name)), Workers: c.Workers})
-	if err != nil {
-		return nil, nil, fmt.Errorf("connection %q: %w", c.Name, err)
-	}
-	cr := &connRunner{imp: imp, log: log.With(zap.String("connection", c.Name))}
-	cr.Runner, err = ingest.NewRunner(conn, ingest.Options{Importer: imp, Metrics: m, Logger: log, Lease: ingest.LeaseOptions{TTL: c.LeaseTTL}})
-	if err != nil {
-		cr.retire()
-		return nil, nil, err
-	}
-	return cr, conn, nil
-}
-
 // runOnce runs every connection once, concurrently, and prints their
 // summaries in configuration order. Exit 0 when every listed file was
 // moved, 1 when any was left in the inbox or a listing failed. A
 // connection whose lease another process holds (the daemon, a replica) is
 // skipped with a line saying so, and does not make the exit code 1: its
 // files are being processed there.
-func runOnce(ctx context.Context, runners []*connRunner, stdout io.Writer) error {
+func runOnce(ctx context.Context, runners []*supervisor.Runner, stdout io.Writer) error {
 	sums := make([]ingest.Summary, len(runners))
 	var wg sync.WaitGroup
 	for i, r := range runners {
