@@ -144,10 +144,14 @@ func New(o Options) *Supervisor {
 // their files stay in the inbox). When Run returns, every goroutine of the
 // supervisor has ended. It returns ctx.Err() if ctx ended it, else nil.
 func (s *Supervisor) Run(ctx context.Context) error {
-	s.startOnce.Do(func() {
-		s.sched.Start()
-		close(s.started)
-	})
+	s.mu.Lock()
+	if !s.halted { // after Stop, Run returns at once
+		s.startOnce.Do(func() {
+			s.sched.Start()
+			close(s.started)
+		})
+	}
+	s.mu.Unlock()
 	select {
 	case <-s.stopped:
 		return nil

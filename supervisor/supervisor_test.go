@@ -552,3 +552,21 @@ func TestRunContextStops(t *testing.T) {
 		t.Errorf("Apply after Run ended: %v, want ErrStopped", err)
 	}
 }
+
+// Run after Stop returns at once and schedules nothing.
+func TestRunAfterStop(t *testing.T) {
+	s := New(Options{})
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after Stop: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run after Stop did not return")
+	}
+}
