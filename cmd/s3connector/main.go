@@ -5,6 +5,7 @@
 //	s3connector policy   --platform [--partition P | --config FILE]
 //	s3connector validate --config FILE [--connection NAME]
 //	s3connector run      --config FILE [--once [--connection NAME]]
+//	s3connector requeue  --config FILE --connection NAME (--list | ERROR_KEY...)
 //	s3connector version
 //
 // This package only wires: flags, output and exit codes. The work is done by
@@ -78,6 +79,9 @@ Usage:
       The daemon: every active connection on its schedule; /metrics, /healthz and
       /readyz on the listen address. With --once: one pass, a summary line per
       connection, exit 0 when every listed file was moved, 1 otherwise.
+  s3connector requeue --config FILE --connection NAME (--list | ERROR_KEY...)
+      List the files in a connection's error/ with their reasons, or move the given
+      ones back to the inbox (copy, then conditional delete; never over a waiting file).
   s3connector version
       Print version, commit and Go version.
 
@@ -102,6 +106,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runValidate(ctx, rest, stdout, stderr)
 	case "run":
 		return runRun(ctx, rest, stdout, stderr)
+	case "requeue":
+		return runRequeue(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "s3connector %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return nil
