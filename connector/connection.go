@@ -34,6 +34,8 @@ const (
 	// 5xx, network). Runs retry whole files on top of that.
 	maxAttempts = 5
 	maxBackoff  = 20 * time.Second
+	// assumeRoleTimeout bounds one AssumeRole call, its retries included.
+	assumeRoleTimeout = 30 * time.Second
 )
 
 // LoadPlatformConfig loads the platform's own identity from the default AWS
@@ -110,14 +112,21 @@ func New(platform aws.Config, principalARN string, c config.Connection, opts ...
 		o.RoleSessionName = SessionName(c.Name)
 		o.Duration = timing.session
 	})
-	var credentials aws.CredentialsProvider = provider
-	if hook := o.hooks.AssumeRole; hook != nil {
-		credentials = aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
-			creds, err := provider.Retrieve(ctx)
+	hook := o.hooks.AssumeRole
+	credentials := aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
+		// The cache calls this with a context that is never cancelled
+		// (one refresh serves every waiting request) and the HTTP client
+		// has no response timeout: unbounded, an STS endpoint that
+		// accepts and never answers would hold the connection's every
+		// request for good (found by the torture suite, scenario 4).
+		ctx, cancel := context.WithTimeout(ctx, assumeRoleTimeout)
+		defer cancel()
+		creds, err := provider.Retrieve(ctx)
+		if hook != nil {
 			hook(creds.Expires, Classify(err, c.Region))
-			return creds, err
-		})
-	}
+		}
+		return creds, err
+	})
 	cache := aws.NewCredentialsCache(credentials, func(o *aws.CredentialsCacheOptions) {
 		o.ExpiryWindow = timing.window
 		o.ExpiryWindowJitterFrac = timing.jitter
