@@ -214,11 +214,13 @@ func TestRunDaemonServesMetrics(t *testing.T) {
 	if code, body := get("/readyz"); code != 200 {
 		t.Errorf("/readyz: %d %s", code, body)
 	}
-	// The run's metrics are recorded as it finishes; give it a moment.
+	// The files' metrics are recorded as their deletes are answered, the
+	// run's once every move has ended; give it a moment.
 	var body string
 	for time.Now().Before(deadline) {
 		_, body = get("/metrics")
-		if strings.Contains(body, `s3connector_files_total{connection="acme",outcome="archived"} 2`) {
+		if strings.Contains(body, `s3connector_files_total{connection="acme",outcome="archived"} 2`) &&
+			strings.Contains(body, `s3connector_last_successful_run_timestamp_seconds{connection="acme"}`) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
