@@ -83,8 +83,12 @@ bench-tools: $(TOOLS)/.minio-$(MINIO_VERSION) $(TOOLS)/.toxiproxy-$(TOXIPROXY_VE
 bench-listing: $(TOOLS)/.minio-$(MINIO_VERSION)
 	$(if $(wildcard /dev/shm),TMPDIR=/dev/shm) $(GO) test -run '^$$' -bench RunArchiveHistory -benchtime 20x -v ./ingest
 
+# tools also installs Debian's chromium when it is missing, for the wizard
+# page's browser test (web/browser_test.go, which CI must run): as root, as
+# on these machines and in CI.
 tools: $(TOOLS)/.minio-$(MINIO_VERSION) $(TOOLS)/.mc-$(MC_VERSION) $(TOOLS)/.promtool-$(PROMTOOL_VERSION) \
 	$(TOOLS)/.kubeconform-$(KUBECONFORM_VERSION) $(K8S_OPENAPI)/.$(KUBERNETES_VERSION)-$(PROMETHEUS_OPERATOR_VERSION)
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
 
 # Stamp files tie the cached binaries to their pinned versions.
 $(TOOLS)/.minio-$(MINIO_VERSION):
