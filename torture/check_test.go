@@ -8,11 +8,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -114,6 +116,7 @@ func (f *Fixture) Check(o CheckOptions) Figures {
 			objects[aws.ToString(obj.Key)] = strings.Trim(aws.ToString(obj.ETag), `"`)
 		}
 	}
+	f.resolveModified(objects)
 	versions := f.Versions()
 	expected := map[string]bool{} // archive/ and error/ keys that are a version's name
 	type read struct {
@@ -330,6 +333,50 @@ func (f *Fixture) Check(o CheckOptions) Figures {
 	}
 	return g
 }
+
+// resolveModified finds the LastModified of versions the seeder could not
+// list because a running daemon had moved them already: the archived (or
+// errored) name carries the time to the second, and the version tag in it
+// (a hash over the ETag and the time to the millisecond MinIO lists) tells
+// which millisecond.
+func (f *Fixture) resolveModified(objects map[string]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for rel, vs := range f.versions {
+		for i := range vs {
+			if !vs[i].Modified.IsZero() {
+				continue
+			}
+			dir, file := path.Split(rel)
+			stem := file
+			if j := strings.LastIndexByte(file, '.'); j > 0 {
+				stem = file[:j]
+			}
+			for _, folder := range []archive.Folder{archive.Archive, archive.Error} {
+				prefix := Base + string(folder) + dir + stem + "."
+				for key := range objects {
+					m := stampInName.FindStringSubmatch(strings.TrimPrefix(key, prefix))
+					if !strings.HasPrefix(key, prefix) || m == nil {
+						continue
+					}
+					sec, err := time.Parse("20060102T150405Z", m[1])
+					if err != nil {
+						continue
+					}
+					for ms := range 1000 {
+						mod := sec.Add(time.Duration(ms) * time.Millisecond)
+						if archive.DestKey(Base, folder, rel, archive.Version{ID: vs[i].ID, ETag: vs[i].ETag, Modified: mod}) == key {
+							vs[i].Modified = mod
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// stampInName is the stamp archive.DestKey puts after the stem.
+var stampInName = regexp.MustCompile(`^(\d{8}T\d{6}Z)-[0-9a-f]{12}`)
 
 // currentID is the version id of the current version of rel (versioned
 // buckets), "" when there is none.

@@ -191,6 +191,19 @@ func (f *Fixture) Seed(o SeedOptions) Seeded {
 			// the daemon names archived copies from it.
 			v := Version{Rel: j.rel, Size: int64(len(body)), SHA256: sha256.Sum256(body),
 				ETag: strings.Trim(aws.ToString(out.ETag), `"`), ID: aws.ToString(out.VersionId)}
+			// LastModified to the millisecond, as the daemon lists it,
+			// at once: a running daemon may move the file any moment.
+			// (If it already has, the checker finds the time from the
+			// archived name: resolveModified.)
+			if !f.Versioned {
+				l, err := f.Srv.Root().ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(f.Bucket), Prefix: aws.String(Base + j.rel), MaxKeys: aws.Int32(1)})
+				if err != nil {
+					return fmt.Errorf("list %s: %w", j.rel, err)
+				}
+				if len(l.Contents) == 1 && aws.ToString(l.Contents[0].Key) == Base+j.rel && strings.Trim(aws.ToString(l.Contents[0].ETag), `"`) == v.ETag {
+					v.Modified = aws.ToTime(l.Contents[0].LastModified)
+				}
+			}
 			f.mu.Lock()
 			f.versions[j.rel] = append(f.versions[j.rel], v)
 			f.mu.Unlock()

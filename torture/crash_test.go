@@ -1,0 +1,133 @@
+//go:build torture
+
+package torture
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/s3connector/s3connector/connector"
+)
+
+// Scenario 1, crash: SIGKILL the binary at random moments, 100 times,
+// alternating at random between `run --once` and the daemon (`run` on a
+// 1 s schedule), with new files arriving whenever the inbox runs low and,
+// half-way, new versions of files already archived; then a daemon that is
+// left alone finishes. Every version must end archived exactly once under
+// its own name, byte for byte, and imported (I1, I2, I5).
+//
+// lease_ttl is 1 s: a killed holder blocks the connection for lease_ttl
+// plus min(30s, lease_ttl), 2 s. A `run --once` is started only once that
+// has passed (else it would just be skipped); a daemon is started at once
+// and retries every second. Kills land anywhere: during start-up and
+// validation, while waiting for the lease, mid-run; the line says how many
+// were mid-run (the process held the lease when it died).
+func TestCrash(t *testing.T) {
+	t.Parallel()
+	const kills = 100
+	f := NewFixture(t, FixtureOptions{})
+	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	seeded := f.Seed(SeedOptions{Files: 2000, Prefix: "batch/", LargeEvery: 100})
+	files, bytes := seeded.Files, seeded.Bytes
+	addr := FreeAddr(t)
+	cfg := f.Config(ConfigOptions{Listen: addr, LeaseTTL: time.Second, Schedule: "@every 1s", Workers: 4})
+	start := time.Now()
+
+	var (
+		killed, midRun, onceKills, daemonKills, finished, reuploaded int
+		free                                                         time.Time // the lease is free from then on
+	)
+	for round := 0; killed < kills; round++ {
+		if round > 10*kills {
+			t.Fatalf("only %d kills in %d rounds", killed, round)
+		}
+		if left := len(f.Inbox()); left < 200 {
+			s := f.Seed(SeedOptions{Files: 300, Prefix: fmt.Sprintf("late-%d/", round), LargeEvery: 100})
+			files, bytes = files+s.Files, bytes+s.Bytes
+		}
+		if killed == kills/2 && reuploaded == 0 {
+			reuploaded = reuploadArchived(f, 40)
+		}
+		daemon := rnd.IntN(2) == 0
+		var p *Proc
+		if daemon {
+			p = f.StartDaemon(cfg, addr).Proc
+		} else {
+			if wait := time.Until(free); wait > 0 {
+				time.Sleep(wait)
+			}
+			p = f.Start("run", "--once", "--config", cfg)
+		}
+		// A random moment: up to 1.1 s into the work (after the lease is
+		// free), and one kill in five within the first 300 ms of the
+		// process's life (start-up, validation, waiting for the lease).
+		after := time.Duration(50+rnd.IntN(1050)) * time.Millisecond
+		if rnd.IntN(5) == 0 {
+			after = time.Duration(rnd.IntN(300)) * time.Millisecond
+		} else if daemon {
+			after += max(0, time.Until(free))
+		}
+		select {
+		case <-p.Done():
+			finished++
+			if strings.Contains(p.Output(), "is being processed by") {
+				free = time.Now().Add(500 * time.Millisecond)
+			}
+			continue
+		case <-time.After(after):
+		}
+		holder := p.HoldsLease()
+		if !p.Kill() {
+			finished++
+			continue
+		}
+		killed++
+		if daemon {
+			daemonKills++
+		} else {
+			onceKills++
+		}
+		if holder {
+			midRun++
+			free = time.Now().Add(2*time.Second + 100*time.Millisecond)
+		}
+	}
+	t.Logf("%d kills (%d mid-run) in %s; finishing", killed, midRun, time.Since(start).Round(time.Second))
+
+	// Finish: one daemon, left alone.
+	d := f.StartDaemon(cfg, addr)
+	f.WaitInboxEmpty(3 * time.Minute)
+	d.Signal(syscall.SIGTERM)
+	if err, ok := d.Wait(30 * time.Second); !ok || err != nil {
+		t.Errorf("the finishing daemon did not stop cleanly on SIGTERM: %v", err)
+	}
+	fig := f.Check(CheckOptions{})
+	Report(t, fmt.Sprintf("1 crash: %d SIGKILLs (%d of run --once, %d of the daemon; %d mid-run, holding the lease) over %s files (%s) and %d re-uploaded versions, %d runs ending on their own, %s: %s",
+		killed, onceKills, daemonKills, midRun, Thousands(files), MiB(bytes), reuploaded, finished,
+		time.Since(start).Round(time.Second), fig))
+}
+
+// reuploadArchived puts new versions (new content) of up to n keys that
+// are archived and not in the inbox, while no process runs, and returns
+// how many it put.
+func reuploadArchived(f *Fixture, n int) int {
+	waiting := map[string]bool{}
+	for _, rel := range f.Inbox() {
+		waiting[rel] = true
+	}
+	var keys []string
+	for rel, vs := range f.Versions() {
+		if len(keys) == n {
+			break
+		}
+		if !waiting[rel] && len(vs) == 1 && !strings.HasPrefix(rel, connector.ArchiveFolder) {
+			keys = append(keys, rel)
+		}
+	}
+	f.Seed(SeedOptions{Keys: keys})
+	return len(keys)
+}
