@@ -542,6 +542,32 @@ func TestWizardInBrowser(t *testing.T) {
 		t.Error("Continue is enabled before the steps are confirmed")
 	}
 	p.shot("iam-role")
+	p.do("phone viewport", chromedp.EmulateViewport(390, 844))
+	p.shot("iam-role-phone")
+	p.do("laptop viewport", chromedp.EmulateViewport(1280, 900))
+
+	// Back to S3 Bucket: the saved values, the name fixed; an edit goes
+	// to the server (PATCH) and its field error comes back the same way.
+	p.click("#iam-back")
+	p.waitFor("step 2 again, filled in", p.visible("#f-account_id")+" && document.querySelector('#f-account_id').value === '123456789012'")
+	if !p.disabled("#f-name") {
+		t.Error("the name of a saved connection can be edited")
+	}
+	p.typeInto("#f-account_id", "1234-5678-9012")
+	p.click("#bucket-save")
+	p.waitFor("the server's error on the edit", `document.querySelector('#err-account_id').dataset.source === 'server'`)
+	if got := p.text("#err-account_id"); !strings.Contains(got, "write it without dashes or spaces") {
+		t.Errorf("the edit's account ID error: %q", got)
+	}
+	p.typeInto("#f-account_id", "123456789012")
+	p.click("#bucket-save")
+	p.waitFor("step 3 again", p.visible("#step-iam")+" && document.querySelector('#iam-role-name').value !== ''")
+	if again := p.text("#iam-permissions"); again != permissions {
+		t.Errorf("the permissions policy changed without a change:\n%s", again)
+	}
+	if !p.disabled("#iam-continue") {
+		t.Error("Continue is enabled again without the confirmation")
+	}
 	p.click("#iam-confirm")
 	p.waitFor("Continue enabled by the checkbox", "!document.querySelector('#iam-continue').disabled")
 	p.click("#iam-continue")
