@@ -54,7 +54,16 @@ type Config struct {
 	StatusToken string `yaml:"-"`
 	// Log configures the daemon's logs.
 	Log Log `yaml:"log"`
-	// Connections are the customers' buckets.
+	// DataDir is the absolute path of the directory holding the store of
+	// the connections created through the admin API (its file StoreFile,
+	// mode 0600: it holds External IDs). Stored connections run with the
+	// file's, whether or not the API is on. Default unset: no store, no
+	// admin API.
+	DataDir string `yaml:"data_dir"`
+	// Admin configures the admin API and the wizard page.
+	Admin Admin `yaml:"admin"`
+	// Connections are the customers' buckets. At least one is required
+	// unless data_dir is set.
 	Connections []Connection `yaml:"connections"`
 }
 

@@ -36,6 +36,41 @@ var badFiles = []struct {
 		want: []string{`connections[0].account_id: must be exactly 12 digits, got "1234"`},
 	},
 	{
+		file: "admin_template.bad.yaml",
+		want: []string{
+			`data_dir: must be an absolute path, got "var/lib/s3connector"`,
+			`admin.template.schedule: invalid schedule "0 3 * *": expected exactly 5 fields, found 4`,
+			"admin.template.workers: must be between 1 and 1024, got 2000",
+			`admin.template.importer.path: "/srv/import" contains connections[0] ("acme")'s import directory "/srv/import/acme"; stored connections import into subdirectories of it`,
+		},
+	},
+	{
+		file: "admin_template_importer.bad.yaml",
+		want: []string{"admin.template.importer.type: is required for an active connection; one of dir, discard, exec, http"},
+	},
+	{
+		file: "admin_template_key.bad.yaml",
+		want: []string{`line 6: unknown key "bucket" in the admin connection template (the API sets name, account_id, bucket, region, base_path and kms_key_arn`},
+	},
+	{
+		file: "admin_tls.bad.yaml",
+		want: []string{
+			`admin.listen: "0.0.0.0:9465" is not a loopback address: set admin.tls_cert_file and admin.tls_key_file`,
+			`admin.tls_cert_file: must be an absolute path, got "certs/tls.crt"`,
+			"admin.tls_key_file: is required with admin.tls_cert_file",
+		},
+	},
+	{
+		file: "admin_tokens.bad.yaml",
+		want: []string{
+			`admin.listen: "127.0.0.1:9464" must differ from listen ("127.0.0.1:9464")`,
+			`admin.token_files[0]: must be an absolute path, got "secrets/token"`,
+			`admin.token_files[2]: its base name "token-1", the token's id in the audit log, is also admin.token_files[1]'s`,
+			"admin.token_files: the admin API needs data_dir, where the connections it creates are stored",
+			`admin.allowed_hosts[0]: want a host name or host:port, got "https://admin.example.com/"`,
+		},
+	},
+	{
 		file: "base_path_absolute.bad.yaml",
 		want: []string{`connections[0].base_path: must not start with "/", got "/incoming/"`},
 	},
@@ -447,6 +482,22 @@ func TestLoadGood(t *testing.T) {
 		StatusToken:     "status-s3cr3t",
 		Log:             Log{Format: "console", Level: "debug"},
 		PrincipalARN:    "arn:aws:iam::111122223333:role/s3connector-platform",
+		DataDir:         "/var/lib/s3connector/data",
+		Admin: Admin{
+			Listen:       "0.0.0.0:9465",
+			TokenFiles:   []string{"/run/secrets/admin/token-2026-01", "/run/secrets/admin/token-2026-07"},
+			AllowedHosts: []string{"s3connector.tenant.svc", "admin.example.com:9465"},
+			TLSCertFile:  "/run/secrets/admin-tls/tls.crt",
+			TLSKeyFile:   "/run/secrets/admin-tls/tls.key",
+			Template: Template{
+				Include: []string{"**/*.csv"}, Exclude: []string{"**/_tmp/**"},
+				MinAge: time.Minute, MaxFiles: 1000, MaxFileSize: 1 << 30, MaxAttempts: 3, LeaseTTL: time.Minute,
+				Schedule: "@every 10m", Workers: 8,
+				Importer:    Importer{Type: "dir", Path: "/var/lib/s3connector/stored"},
+				Endpoint:    "https://s3.example.internal",
+				STSEndpoint: "https://sts.example.internal",
+			},
+		},
 		Connections: []Connection{
 			{
 				Name:        "acme",

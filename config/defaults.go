@@ -18,6 +18,12 @@ func (c *Config) ApplyDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = DefaultLogLevel
 	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = DefaultAdminListen
+	}
+	if c.DataDir != "" {
+		c.Admin.Template.applyDefaults()
+	}
 	for i := range c.Connections {
 		c.Connections[i].applyDefaults()
 	}

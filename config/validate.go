@@ -83,8 +83,9 @@ func (c *Config) Validate() error {
 	default:
 		p.addf("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
 	}
-	if len(c.Connections) == 0 {
-		p.addf("connections", "at least one connection is required")
+	c.validateStored(&p)
+	if len(c.Connections) == 0 && c.DataDir == "" {
+		p.addf("connections", "at least one connection is required (or set data_dir for connections created through the admin API)")
 	}
 	first := make(map[string]int)
 	for i := range c.Connections {
