@@ -53,6 +53,9 @@ type Options struct {
 	Validator Validator
 	// Supervisor runs active connections; nil: nothing runs.
 	Supervisor Supervisor
+	// ErrorFiles lists and requeues the files of a connection's error/;
+	// nil: those routes answer 503.
+	ErrorFiles ErrorFiles
 	// ConfigConnections returns the connections of the configuration file
 	// as currently loaded (after reloads); they are listed read-only and
 	// their names and base paths are taken. nil: none.
@@ -132,6 +135,9 @@ func New(opts Options) (*API, error) {
 	}
 	if opts.Supervisor == nil {
 		opts.Supervisor = noSupervisor{}
+	}
+	if opts.ErrorFiles == nil {
+		opts.ErrorFiles = noErrorFiles{}
 	}
 	if opts.ConfigConnections == nil {
 		opts.ConfigConnections = func() []config.Connection { return nil }

@@ -155,6 +155,8 @@ func jsonKind(t reflect.Type) string {
 		return "string"
 	case reflect.Bool:
 		return "boolean"
+	case reflect.Slice, reflect.Array:
+		return "JSON array"
 	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64, reflect.Float64:
 		return "number"
 	}

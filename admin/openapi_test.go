@@ -34,7 +34,7 @@ var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "p
 // handler (not 404 or 405, and never 5xx).
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	doc := loadOpenAPI(t)
-	e := newEnv(t)
+	e := newEnv(t, func(o *Options) { o.ErrorFiles = &fakeErrorFiles{} })
 	documented := map[string]bool{}
 	for path, item := range doc.Paths {
 		for method := range item {

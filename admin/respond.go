@@ -27,6 +27,7 @@ const (
 	CodeUnsupportedMedia = "unsupported_media"  // 415
 	CodeRateLimited      = "rate_limited"       // 429
 	CodeUnavailable      = "unavailable"        // 503
+	CodeBucket           = "bucket_error"       // 502: the customer's bucket refused or failed
 	CodeInternal         = "internal"           // 500: a fault of the daemon, never of the request
 )
 

@@ -27,6 +27,8 @@ func (a *API) routeTable() []route {
 		{"POST", Prefix + "/connections/{name}/validate", a.validateConnection},
 		{"POST", Prefix + "/connections/{name}/activate", a.activateConnection},
 		{"POST", Prefix + "/connections/{name}/disable", a.disableConnection},
+		{"GET", Prefix + "/connections/{name}/errors", a.listErrorFiles},
+		{"POST", Prefix + "/connections/{name}/requeue", a.requeueErrorFiles},
 		{"GET", Prefix + "/roles/{role}/permissions-policy", a.rolePermissionsPolicy},
 		{"GET", Prefix + "/regions", a.listRegions},
 		{"GET", Prefix + "/openapi.json", a.openAPI},

@@ -36,6 +36,10 @@ type ServeOptions struct {
 	// ShutdownTimeout bounds how long Serve waits for requests in progress
 	// once ctx is done; default 5s.
 	ShutdownTimeout time.Duration
+	// Handler, when set, is served instead of Handler(): a mux holding
+	// the API under Prefix beside other pages of the listener (the wizard
+	// page), all under the same server limits.
+	Handler http.Handler
 }
 
 // Serve serves the API on ln (at most MaxConnections connections at once;
@@ -49,6 +53,9 @@ func (a *API) Serve(ctx context.Context, ln net.Listener, so ServeOptions) error
 		so.ShutdownTimeout = 5 * time.Second
 	}
 	srv := a.Server()
+	if so.Handler != nil {
+		srv.Handler = so.Handler
+	}
 	ln = limitListener(ln, a.opts.MaxConnections)
 	errc := make(chan error, 1)
 	go func() {
