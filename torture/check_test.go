@@ -68,6 +68,9 @@ type Figures struct {
 	ImportedTwice int
 	// MultipartLeft: multipart uploads not completed or aborted.
 	MultipartLeft int
+	// MarkersLeft: validation markers (archive/.s3connector-validate-*)
+	// a validation could not delete; not an invariant, reported.
+	MarkersLeft int
 	// Panics and Secrets: processes whose output has "panic", or a
 	// secret (platform secret key, External ID, a session token).
 	Panics, Secrets int
@@ -75,9 +78,16 @@ type Figures struct {
 
 // String is the standard part of a scenario's line.
 func (g Figures) String() string {
-	return fmt.Sprintf("%d lost, %d archived twice, %d in two places, %d body mismatches, %d good files in error/, %d left in the inbox, %d multipart uploads left, %d panics, %d secrets in output",
+	s := fmt.Sprintf("%d lost, %d archived twice, %d in two places, %d body mismatches, %d good files in error/, %d left in the inbox, %d multipart uploads left, %d panics, %d secrets in output",
 		g.Lost, g.ArchivedTwice, g.InTwoPlaces, g.BodyMismatch, g.GoodInError, g.InInbox, g.MultipartLeft, g.Panics, g.Secrets)
+	if g.MarkersLeft > 0 {
+		s += fmt.Sprintf(" (%d validation markers left in archive/)", g.MarkersLeft)
+	}
+	return s
 }
+
+// validationMarker starts the names of the validation's markers in archive/.
+const validationMarker = ".s3connector-validate-"
 
 // sessionToken matches a MinIO STS session token (a JWT) and an AWS one.
 var sessionToken = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|FwoGZXIvYXdzE[A-Za-z0-9/+=]{16,}|IQoJb3JpZ2lu[A-Za-z0-9/+=]{16,}`)
@@ -173,6 +183,11 @@ func (f *Fixture) Check(o CheckOptions) Figures {
 		switch {
 		case strings.HasPrefix(rel, connector.ErrorFolder+".s3connector/"):
 			// The daemon's own state: the lease and attempt records.
+		case strings.HasPrefix(rel, connector.ArchiveFolder+validationMarker):
+			// A validation marker its check could not delete (the
+			// check's error names it, "left behind, safe to delete"):
+			// not a file, counted apart.
+			g.MarkersLeft++
 		case strings.HasPrefix(rel, connector.ArchiveFolder) || strings.HasPrefix(rel, connector.ErrorFolder):
 			if !expected[key] && !strings.HasSuffix(key, archive.ReportSuffix) {
 				g.ArchivedTwice++

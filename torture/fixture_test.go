@@ -108,7 +108,30 @@ func NewFixture(t *testing.T, o FixtureOptions) *Fixture {
 	f.ExternalID = id
 	f.User = "torture-" + bucket
 	f.Secret = "torture-secret-" + rand.Text()
+	t.Cleanup(f.keepLogsOnFailure)
 	return f
+}
+
+// keepLogsOnFailure writes every process's output to
+// $TMPDIR/s3connector-torture-logs/<test>/ when the test failed, or always
+// with S3CONNECTOR_TORTURE_KEEP_LOGS=1 (the test's own temporary
+// directories are removed).
+func (f *Fixture) keepLogsOnFailure() {
+	if !f.T.Failed() && os.Getenv("S3CONNECTOR_TORTURE_KEEP_LOGS") != "1" {
+		return
+	}
+	dir := filepath.Join(os.TempDir(), "s3connector-torture-logs", strings.ReplaceAll(f.T.Name(), "/", "-"))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		f.T.Log(err)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, p := range f.procs {
+		name := filepath.Join(dir, fmt.Sprintf("%03d-%s.log", i, strings.Join(p.Args[:min(len(p.Args), 2)], "-")))
+		_ = os.WriteFile(name, []byte(strings.Join(p.Args, " ")+"\n"+p.Output()), 0o600)
+	}
+	f.T.Logf("outputs of the %d processes in %s", len(f.procs), dir)
 }
 
 // SeedOptions shape a batch of files.
