@@ -401,6 +401,9 @@ func (c *Connection) checkReadWrite(ctx context.Context) (string, error) {
 		}
 		left = left[1:]
 	}
+	if n := c.removeStaleMarkers(ctx); n > 0 {
+		detail += fmt.Sprintf("; removed %d marker(s) an earlier validation left behind", n)
+	}
 	switch {
 	case version == "null":
 		detail += "; versioning is suspended: a delete marker stays at each key"
@@ -454,4 +457,35 @@ func copySource(bucket, key, versionID string) string {
 		src += "?versionId=" + url.QueryEscape(versionID)
 	}
 	return src
+}
+
+// staleMarkerAge is how old a marker must be before a later validation
+// removes it: older than any validation still under way (one takes
+// seconds), so a concurrent one elsewhere keeps its own.
+var staleMarkerAge = 10 * time.Minute
+
+// removeStaleMarkers deletes, best effort, the markers earlier validations
+// could not remove (their delete failed, say under throttling): they are
+// ours, named markerPrefix under archive/, and nothing else would ever
+// remove them. It lists only that prefix and returns how many it removed.
+func (c *Connection) removeStaleMarkers(ctx context.Context) int {
+	prefix := c.cfg.BasePath + ArchiveFolder + markerPrefix
+	out, err := c.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket: aws.String(c.cfg.Bucket), Prefix: aws.String(prefix), EncodingType: ListEncoding, MaxKeys: aws.Int32(100),
+	})
+	if err != nil {
+		return 0
+	}
+	cutoff := time.Now().Add(-staleMarkerAge)
+	n := 0
+	for _, o := range out.Contents {
+		key, err := ListedKey(out.EncodingType, aws.ToString(o.Key))
+		if err != nil || !strings.HasPrefix(key, prefix) || !aws.ToTime(o.LastModified).Before(cutoff) {
+			continue
+		}
+		if c.deleteMarker(ctx, markerObject{key, aws.ToString(o.ETag)}) == nil {
+			n++
+		}
+	}
+	return n
 }

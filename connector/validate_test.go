@@ -464,3 +464,42 @@ func TestValidateSendsTheMoveRequests(t *testing.T) {
 		})
 	}
 }
+
+// A marker an earlier validation could not delete (its delete failed, as
+// under throttling) is removed by a later one, once it is older than any
+// validation still under way; other keys under archive/ are never touched.
+func TestValidateRemovesStaleMarkers(t *testing.T) {
+	srv := needMinIO(t)
+	ctx := context.Background()
+	bucket := "validate-stale"
+	stale := "imports/" + ArchiveFolder + markerPrefix + "0123456789abcdef-copy"
+	seed(t, srv, bucket, "imports/a.csv", stale, "imports/archive/kept.20261201T000000Z-0123456789ab.csv")
+	user, secret := newUser(t, srv, bucketPolicy(bucket, "s3:GetObject", "s3:PutObject", "s3:DeleteObject"))
+	conn, err := New(platformConfig(user, secret), platformPrincipal, minioConnection(srv.Endpoint, "validate-stale", bucket, "imports/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The default age keeps a fresh marker: it may be another validation's.
+	if _, err := conn.Validate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := srv.Keys(ctx, bucket, stale); len(keys) != 1 {
+		t.Fatal("a fresh marker was removed")
+	}
+	defer func(age time.Duration) { staleMarkerAge = age }(staleMarkerAge)
+	staleMarkerAge = 0
+	report, err := conn.Validate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := report.Checks[len(report.Checks)-1].Detail; !strings.Contains(d, "removed 1 marker(s)") {
+		t.Errorf("detail %q does not say the stale marker was removed", d)
+	}
+	keys, err := srv.Keys(ctx, bucket, "imports/archive/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(keys, []string{"imports/archive/kept.20261201T000000Z-0123456789ab.csv"}) {
+		t.Errorf("archive/ holds %q, want only the archived file", keys)
+	}
+}
