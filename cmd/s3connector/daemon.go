@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,16 +23,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/s3connector/s3connector/admin"
 	"github.com/s3connector/s3connector/config"
 	"github.com/s3connector/s3connector/metrics"
+	"github.com/s3connector/s3connector/store"
 	"github.com/s3connector/s3connector/supervisor"
 )
 
 // daemon is `s3connector run` without --once: the supervisor validates
 // and schedules every active connection; the daemon wires it to the
 // configuration file (SIGHUP reloads it; it is applied only if valid), to
-// SIGTERM/SIGINT (graceful stop within shutdown_grace) and to the HTTP
-// listener (/healthz, /readyz, /status, /metrics).
+// the store of API-created connections in data_dir (admin.go), to
+// SIGTERM/SIGINT (graceful stop within shutdown_grace), to the HTTP
+// listener (/healthz, /readyz, /status, /metrics) and to the admin
+// listener (the admin API and the wizard page).
 type daemon struct {
 	configFile string
 	platform   aws.Config
@@ -43,6 +48,13 @@ type daemon struct {
 	hup <-chan os.Signal
 	// sup is set by serve before the HTTP server starts.
 	sup *supervisor.Supervisor
+	// wanted composes the file's and the store's connections for sup.
+	wanted *wanted
+	// admin is the admin listener; nil when the API is off.
+	admin *adminServer
+	// started is the configuration the daemon started with: data_dir and
+	// the admin section other than the token files take a restart.
+	started *config.Config
 
 	mu sync.Mutex
 	// statusToken (status_token_file) unlocks /status; empty: /status
@@ -51,7 +63,24 @@ type daemon struct {
 }
 
 func (d *daemon) serve(ctx context.Context, cfg *config.Config) error {
+	d.started = cfg
+	var st *store.Bolt
+	if cfg.DataDir != "" {
+		var err error
+		if st, err = openStore(cfg, d.log); err != nil {
+			return err
+		}
+		defer func() {
+			if err := st.Close(); err != nil {
+				d.log.Error("close the store", zap.Error(err))
+			}
+		}()
+	}
 	d.sup = supervisor.New(supervisor.Options{Platform: d.platform, Metrics: d.metrics, Logger: d.log})
+	d.wanted = &wanted{sup: d.sup, template: cfg.Admin.Template.Connection(), log: d.log}
+	if st != nil {
+		d.wanted.store = st
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
@@ -62,10 +91,20 @@ func (d *daemon) serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w (set listen: in the config file to another address)", err)
 	}
+	adminCtx, stopAdmin := context.WithCancel(context.Background())
+	defer stopAdmin()
+	if d.admin, err = d.startAdmin(adminCtx, cfg, d.wanted.store, d.wanted); err != nil {
+		ln.Close()
+		return err
+	}
+	var adminErr <-chan error
+	if d.admin != nil {
+		adminErr = d.admin.done
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
-	d.log.Info("s3connector started", zap.String("version", version), zap.String("listen", ln.Addr().String()))
+	d.log.Info("s3connector started", zap.String("version", version), zap.String("listen", ln.Addr().String()), zap.Bool("store", st != nil))
 
 	supDone := make(chan struct{})
 	go func() {
@@ -90,6 +129,9 @@ loop:
 		case err := <-srvErr:
 			d.log.Error("HTTP server failed", zap.Error(err))
 			break loop
+		case err := <-adminErr:
+			d.log.Error("admin API server failed", zap.Error(err))
+			break loop
 		case <-hup:
 			if g, ok := d.reload(); ok {
 				grace = g
@@ -97,6 +139,18 @@ loop:
 		}
 	}
 
+	// No API change after this point: the admin listener goes first, the
+	// store is closed last (deferred above).
+	stopAdmin()
+	if d.admin != nil && adminErr != nil {
+		select {
+		case err := <-adminErr:
+			if err != nil {
+				d.log.Warn("admin API shutdown", zap.Error(err))
+			}
+		case <-time.After(10 * time.Second):
+		}
+	}
 	d.log.Info("stopping: no new files; files in progress may finish", zap.Duration("shutdown_grace", grace))
 	stopCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -115,14 +169,45 @@ loop:
 // reload reads the configuration file again; it is applied only if valid.
 func (d *daemon) reload() (time.Duration, bool) {
 	cfg, err := config.Load(d.configFile)
+	var tokens *admin.Tokens
+	if err == nil && d.admin != nil {
+		// Token files are read again: a rotated Secret takes effect now.
+		if tokens, err = admin.LoadTokens(cfg.Admin.TokenFiles); err != nil {
+			err = fmt.Errorf("admin.token_files: %w", err)
+		}
+	}
 	d.metrics.ConfigReload(err == nil, time.Now())
 	if err != nil {
 		d.log.Error("configuration reload failed; keeping the running configuration", zap.Error(err))
 		return 0, false
 	}
 	d.log.Info("configuration reloaded")
+	d.warnRestart(cfg)
+	if tokens != nil {
+		d.admin.api.SetTokens(tokens)
+	}
 	d.apply(cfg)
 	return cfg.ShutdownGrace, true
+}
+
+// warnRestart logs the settings a reload does not apply.
+func (d *daemon) warnRestart(cfg *config.Config) {
+	old := d.started
+	if old == nil {
+		return
+	}
+	oldAdmin, newAdmin := old.Admin, cfg.Admin
+	oldAdmin.TokenFiles, newAdmin.TokenFiles = nil, nil
+	switch {
+	case cfg.DataDir != old.DataDir:
+		d.log.Warn("data_dir changed: it takes effect at the next start; the daemon keeps its open store", zap.String("data_dir", old.DataDir))
+	case old.Admin.Enabled() != cfg.Admin.Enabled():
+		d.log.Warn("admin API turned on or off by admin.token_files: it takes effect at the next start")
+	case !reflect.DeepEqual(oldAdmin, newAdmin):
+		d.log.Warn("admin section changed (listen, allowed hosts, TLS or template): it takes effect at the next start; only the token files are read again on reload")
+	case cfg.PrincipalARN != old.PrincipalARN && d.admin != nil:
+		d.log.Warn("principal_arn changed: connections use it now; the admin API shows the new one in trust policies after the next start")
+	}
 }
 
 // apply hands cfg's connections to the supervisor and takes its status
@@ -131,9 +216,11 @@ func (d *daemon) apply(cfg *config.Config) {
 	d.mu.Lock()
 	d.statusToken = cfg.StatusToken
 	d.mu.Unlock()
-	// config.Validate has rejected duplicate names; Apply refuses only
-	// those, and after Stop, which has not been called yet.
-	if err := d.sup.Apply(cfg.PrincipalARN, cfg.Connections); err != nil {
+	// config.Validate has rejected duplicate names among the file's, and
+	// the stored ones that clash are left out; Apply refuses only those,
+	// and after Stop, which has not been called yet. A store that cannot
+	// be listed leaves the running set as it is.
+	if err := d.wanted.setFile(context.Background(), cfg.PrincipalARN, cfg.Connections); err != nil {
 		d.log.Error("cannot apply the configuration", zap.Error(err))
 	}
 }

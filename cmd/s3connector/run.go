@@ -37,9 +37,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	conns, err := activeConnections(cfg, *name, *configFile)
-	if err != nil {
-		return err
+	// The daemon with a data_dir may start with no active connection of
+	// the file: the store's and the admin API's come with it.
+	var conns []config.Connection
+	if *once || cfg.DataDir == "" {
+		if conns, err = activeConnections(cfg, *name, *configFile); err != nil {
+			return err
+		}
 	}
 	log, err := newLogger(stderr, cfg.Log)
 	if err != nil {
