@@ -49,11 +49,15 @@ $(TOOLS)/.staticcheck-$(STATICCHECK_VERSION):
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	@rm -f $(TOOLS)/.staticcheck-* && touch $@
 
-# The demo: a local MinIO with a bucket of testdata files, a platform user
-# holding exactly the generated permissions policy, then `validate` and
-# `policy` on a demo config.
-demo: tools build
-	$(GO) run ./cmd/s3connector-demo -binary bin/s3connector
+# The demo: a local MinIO with a bucket of testdata files and the daemon with
+# a data_dir and an admin token; the admin API driven step by step (create,
+# IAM setup, a failing then a passing validation once the platform user has
+# exactly the printed permissions policy, activate), the daemon archiving the
+# files, and the wizard page's URL. It builds only what it needs: MinIO, mc
+# and the binary. `make demo DEMO_FLAGS=-keep` keeps it running for the page.
+DEMO_FLAGS ?=
+demo: $(TOOLS)/.minio-$(MINIO_VERSION) $(TOOLS)/.mc-$(MC_VERSION) build
+	$(GO) run ./cmd/s3connector-demo -binary bin/s3connector $(DEMO_FLAGS)
 
 # The benchmarks, not part of `make test` (about 15 minutes on 2 cores), on
 # a local MinIO whose data is in /dev/shm when there is one (disk fsyncs make

@@ -170,7 +170,7 @@ func TestKubeconform(t *testing.T) {
 		kinds = append(kinds, r.Kind)
 	}
 	slices.Sort(kinds)
-	want := []string{"ConfigMap", "Deployment", "NetworkPolicy", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}
+	want := []string{"ConfigMap", "Deployment", "NetworkPolicy", "PersistentVolumeClaim", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("validated kinds %v, want %v", kinds, want)
 	}
@@ -348,8 +348,11 @@ type (
 						ConfigMap *struct {
 							Name string `yaml:"name"`
 						} `yaml:"configMap"`
-						EmptyDir *struct{} `yaml:"emptyDir"`
-						Secret   *struct {
+						EmptyDir              *struct{} `yaml:"emptyDir"`
+						PersistentVolumeClaim *struct {
+							ClaimName string `yaml:"claimName"`
+						} `yaml:"persistentVolumeClaim"`
+						Secret *struct {
 							SecretName string `yaml:"secretName"`
 							Items      []struct {
 								Key  string `yaml:"key"`
@@ -412,6 +415,7 @@ func loadConfig(t *testing.T, d deployment) *config.Config {
 		t.Setenv(m[1], value)
 	}
 	text = replaceStatusTokenFile(t, d, text)
+	text = replaceAdminTokenFiles(t, d, text)
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -463,6 +467,128 @@ func replaceStatusTokenFile(t *testing.T, d deployment, text string) string {
 		t.Fatal(err)
 	}
 	return strings.Replace(text, "status_token_file: "+file, "status_token_file: "+token, 1)
+}
+
+// secretFile reports whether file is a key of a Secret volume mounted
+// read-only in the container.
+func secretFile(t *testing.T, d deployment, file string) bool {
+	t.Helper()
+	for _, m := range d.container(t).VolumeMounts {
+		if m.MountPath != filepath.Dir(file) || !m.ReadOnly {
+			continue
+		}
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Name != m.Name || v.Secret == nil {
+				continue
+			}
+			for _, it := range v.Secret.Items {
+				if it.Path == filepath.Base(file) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// replaceAdminTokenFiles checks that every admin.token_files entry is a
+// key of a Secret mounted read-only, and points each at a test token file
+// of the same base name (the token's id).
+func replaceAdminTokenFiles(t *testing.T, d deployment, text string) string {
+	t.Helper()
+	var top struct {
+		Admin struct {
+			TokenFiles []string `yaml:"token_files"`
+		} `yaml:"admin"`
+	}
+	if err := yaml.Unmarshal([]byte(text), &top); err != nil {
+		t.Fatalf("configmap.yaml config.yaml: %v", err)
+	}
+	dir := t.TempDir()
+	for _, file := range top.Admin.TokenFiles {
+		if !secretFile(t, d, file) {
+			t.Errorf("configmap.yaml: admin token file %s is not a key of a Secret mounted read-only in deployment.yaml", file)
+		}
+		token := filepath.Join(dir, filepath.Base(file))
+		if err := os.WriteFile(token, []byte("platform-test-admin-token-0123456789abcdef\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		text = strings.Replace(text, file, token, 1)
+	}
+	return text
+}
+
+// TestDataVolume: data_dir is a writable PersistentVolumeClaim mount (the
+// store survives the pod), ReadWriteOnce for the store's single writer;
+// the admin API is on, on loopback, so neither the container ports nor the
+// Service publish it.
+func TestDataVolume(t *testing.T) {
+	d := loadDeployment(t)
+	c := d.container(t)
+	cfg := loadConfig(t, d)
+	if cfg.DataDir == "" {
+		t.Fatal("configmap.yaml: no data_dir: connections created through the admin API would not be stored")
+	}
+	var claim string
+	for _, m := range c.VolumeMounts {
+		if m.MountPath != cfg.DataDir {
+			continue
+		}
+		if m.ReadOnly {
+			t.Errorf("data volume %s is mounted read-only", m.Name)
+		}
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Name == m.Name && v.PersistentVolumeClaim != nil {
+				claim = v.PersistentVolumeClaim.ClaimName
+			}
+		}
+	}
+	if claim == "" {
+		t.Fatalf("no PersistentVolumeClaim mounted at data_dir %s: the store would be lost with the pod", cfg.DataDir)
+	}
+	var pvc struct {
+		Metadata objectMeta `yaml:"metadata"`
+		Spec     struct {
+			AccessModes []string `yaml:"accessModes"`
+		} `yaml:"spec"`
+	}
+	decodeFile(t, "persistentvolumeclaim.yaml", &pvc)
+	if pvc.Metadata.Name != claim {
+		t.Errorf("persistentvolumeclaim.yaml is %q, the Deployment mounts %q", pvc.Metadata.Name, claim)
+	}
+	if !slices.Equal(pvc.Spec.AccessModes, []string{"ReadWriteOnce"}) {
+		t.Errorf("access modes %v, want [ReadWriteOnce]: the store has one writer", pvc.Spec.AccessModes)
+	}
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 || d.Spec.Strategy.Type != "Recreate" {
+		t.Error("the store needs one replica, replaced with Recreate")
+	}
+
+	if !cfg.Admin.Enabled() {
+		t.Fatal("configmap.yaml: no admin.token_files: the admin API and page are off")
+	}
+	host, port, _ := strings.Cut(cfg.Admin.Listen, ":")
+	if host != "127.0.0.1" && cfg.Admin.TLSCertFile == "" {
+		t.Errorf("admin.listen %q off loopback without TLS", cfg.Admin.Listen)
+	}
+	for _, p := range c.Ports {
+		if strconv.Itoa(p.ContainerPort) == port {
+			t.Errorf("container port %s publishes the loopback admin listener", port)
+		}
+	}
+	var svc struct {
+		Spec struct {
+			Ports []struct {
+				Port       int `yaml:"port"`
+				TargetPort any `yaml:"targetPort"`
+			} `yaml:"ports"`
+		} `yaml:"spec"`
+	}
+	decodeFile(t, "service.yaml", &svc)
+	for _, p := range svc.Spec.Ports {
+		if strconv.Itoa(p.Port) == port || fmt.Sprint(p.TargetPort) == port {
+			t.Errorf("service.yaml publishes the admin port %s: it is reached with kubectl port-forward", port)
+		}
+	}
 }
 
 // TestDeployment checks what a schema cannot: one replica replaced with

@@ -1,13 +1,19 @@
-// Command s3connector-demo runs s3connector end to end on the local default:
-// it starts a MinIO server (S3, STS, SSE-KMS) on a free loopback port, creates
-// the demo bucket from testdata/demo/inbox, creates a platform user whose only
-// policy is the permissions policy s3connector generates, then runs
-// `s3connector policy` and `s3connector validate` on testdata/demo/config.yaml,
-// activates the connection and runs `s3connector run --once` with the dir
-// importer, and shows where every file went: imported files in a local
-// directory and archive/, the one malformed key in error/ with its report.
+// Command s3connector-demo shows the connection wizard end to end without a
+// browser: it starts a MinIO server (S3, STS, SSE-KMS) on a free loopback
+// port, creates the demo bucket from testdata/demo/inbox, starts the daemon
+// (`s3connector run`) with a data_dir and an admin API token and no
+// connection in its configuration file, then drives the admin API with
+// plain HTTP calls, printing each: create the connection (the seeds' S3
+// Bucket step), read its IAM setup, validate before the customer's policy
+// exists (Validation Failed), create the MinIO user with exactly the
+// printed permissions policy (MinIO plays the customer's role), validate
+// again ("Connection successful. Found N files in bucket."), activate, and
+// watch the daemon archive the files; the one malformed key ends in error/,
+// listed with its report through the API. It ends with the wizard page's
+// URL and a command to open it.
 //
-// Run it with `make demo`, which builds the tools and the binary first.
+// Run it with `make demo` (which builds only MinIO, mc and the binary), or
+// `make demo DEMO_FLAGS=-keep` to keep everything running for the page.
 package main
 
 import (
@@ -18,8 +24,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -51,8 +58,8 @@ const (
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fset := flag.NewFlagSet("s3connector-demo", flag.ContinueOnError)
 	binary := fset.String("binary", "bin/s3connector", "s3connector binary to run")
-	demoDir := fset.String("dir", "testdata/demo", "demo config and inbox files")
-	keep := fset.Bool("keep", false, "keep MinIO running until interrupted")
+	demoDir := fset.String("dir", "testdata/demo", "demo inbox files")
+	keep := fset.Bool("keep", false, "keep the daemon and MinIO running until interrupted, for the page")
 	if err := fset.Parse(args); err != nil {
 		return err
 	}
@@ -103,78 +110,194 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 
-	externalID, err := connector.NewExternalID()
-	if err != nil {
-		return err
-	}
-	configFile := filepath.Join(*demoDir, "config.yaml")
 	work, err := os.MkdirTemp("", "s3connector-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
 	importDir := filepath.Join(work, "imported")
-	env := append(os.Environ(),
-		"DEMO_EXTERNAL_ID="+externalID,
-		"DEMO_S3_ENDPOINT="+srv.Endpoint,
-		"DEMO_IMPORT_DIR="+importDir,
-	)
-
-	step(out, "s3connector policy --connection acme --format text  (what the customer pastes into AWS)")
-	if err := s3connector(ctx, out, env, *binary, "policy", "--config", configFile, "--connection", "acme", "--format", "text"); err != nil {
+	token, err := connector.NewExternalID() // 32 random characters from crypto/rand
+	if err != nil {
 		return err
 	}
-
-	step(out, "Creating the platform user with exactly the generated permissions policy")
-	var policy bytes.Buffer
-	if err := s3connector(ctx, &policy, env, *binary, "policy", "--config", configFile, "--connection", "acme", "--document", "permissions"); err != nil {
+	token = "demo-" + token
+	tokenFile := filepath.Join(work, "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		return err
 	}
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	adminAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	configFile := filepath.Join(work, "config.yaml")
+	cfg := `principal_arn: arn:aws:iam::049579744830:root
+listen: ` + metricsAddr + `
+data_dir: ` + filepath.Join(work, "data") + `
+admin:
+  listen: ` + adminAddr + `
+  token_files: [` + tokenFile + `]
+  template:                 # what every connection created through the API gets
+    schedule: "@every 2s"
+    workers: 4
+    importer: {type: dir, path: ` + importDir + `}
+    endpoint: ` + srv.Endpoint + `
+    sts_endpoint: ` + srv.Endpoint + `
+`
+	if err := os.WriteFile(configFile, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	step(out, "The daemon's configuration: no connection in the file, a data_dir and the admin API")
+	fmt.Fprint(out, cfg)
+
+	// The platform's identity; MinIO has no such user yet: the customer
+	// has not set up the role.
 	const user, secret = "platform", "platform-demo-secret"
-	if err := srv.AddUser(ctx, user, secret, policy.Bytes()); err != nil {
-		return err
-	}
-
-	step(out, "s3connector validate --connection acme  (assumes the role through MinIO's STS)")
-	env = append(env,
+	env := append(os.Environ(),
 		"AWS_ACCESS_KEY_ID="+user,
 		"AWS_SECRET_ACCESS_KEY="+secret,
+		"AWS_SESSION_TOKEN=",
+		"AWS_PROFILE=",
 		"AWS_REGION="+miniotest.Region,
 		"AWS_CONFIG_FILE="+os.DevNull,
 		"AWS_SHARED_CREDENTIALS_FILE="+os.DevNull,
 		"AWS_EC2_METADATA_DISABLED=true",
 	)
-	if err := s3connector(ctx, out, env, *binary, "validate", "--config", configFile, "--connection", "acme"); err != nil {
-		return err
+	logFile := filepath.Join(work, "daemon.log")
+	if *keep {
+		logFile = filepath.Join(os.TempDir(), "s3connector-demo-daemon.log")
 	}
-
-	step(out, "Validation passed: status draft -> active")
-	draft, err := os.ReadFile(configFile)
+	step(out, "s3connector run --config "+configFile+"  (log: "+logFile+")")
+	daemon, err := startDaemon(*binary, configFile, logFile, env)
 	if err != nil {
 		return err
 	}
-	active := strings.Replace(string(draft), "status: draft", "status: active", 1)
-	activeConfig := filepath.Join(work, "config.yaml")
-	if err := os.WriteFile(activeConfig, []byte(active), 0o600); err != nil {
+	defer daemon.stop()
+	api := &client{out: out, base: "http://" + adminAddr, token: token}
+	if err := api.waitReady(ctx, 30*time.Second); err != nil {
+		return fmt.Errorf("%w; daemon log:\n%s", err, daemon.logTail())
+	}
+	fmt.Fprintf(out, "admin API and wizard page at http://%s/ (token in %s)\n", adminAddr, tokenFile)
+
+	step(out, "Step 2, S3 Bucket: create the connection (a draft; the server generates the External ID and role name)")
+	var conn struct {
+		Name, Status, RoleName string
+	}
+	if err := api.do(ctx, "POST", "/api/v1/connections", fmt.Sprintf(`{"name":"acme","account_id":"123456789012","bucket":%q,"region":%q,"base_path":%q}`, bucket, miniotest.Region, basePath), 201, &conn); err != nil {
 		return err
 	}
 
-	step(out, "s3connector run --once  (dir importer into "+importDir+")")
-	if err := s3connector(ctx, out, env, *binary, "run", "--config", activeConfig, "--once"); err != nil {
+	step(out, "Step 3, IAM Role: what the customer creates in AWS")
+	var iam struct {
+		RoleName     string          `json:"role_name"`
+		RoleARN      string          `json:"role_arn"`
+		ExternalID   string          `json:"external_id"`
+		Trust        json.RawMessage `json:"trust_policy"`
+		Permissions  json.RawMessage `json:"permissions_policy"`
+		Instructions string          `json:"instructions"`
+	}
+	if err := api.do(ctx, "GET", "/api/v1/connections/acme/iam", "", 200, &iam); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "role name (system-generated, do not modify): %s\nrole ARN: %s\n", iam.RoleName, iam.RoleARN)
+	fmt.Fprintf(out, "trust policy:\n%s\npermissions policy:\n%s\n", indent(iam.Trust), indent(iam.Permissions))
+
+	step(out, "Step 4, Validate, before the customer has set up the role")
+	var res validation
+	if err := api.do(ctx, "POST", "/api/v1/connections/acme/validate", "", 200, &res); err != nil {
+		return err
+	}
+	res.print(out)
+	if res.Passed {
+		return fmt.Errorf("validation passed before the policy existed")
+	}
+	fmt.Fprintln(out, "Activate is refused until a validation passes:")
+	if err := api.do(ctx, "POST", "/api/v1/connections/acme/activate", "", 409, nil); err != nil {
 		return err
 	}
 
-	step(out, "Where every file went")
+	step(out, "The customer sets up the role: MinIO user "+user+" with exactly the permissions policy above")
+	if err := srv.AddUser(ctx, user, secret, iam.Permissions); err != nil {
+		return err
+	}
+
+	step(out, "Revalidate (after the 10 s between two validations of one connection)")
+	for {
+		res = validation{}
+		code, err := api.call(ctx, "POST", "/api/v1/connections/acme/validate", "", &res)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusTooManyRequests {
+			if code != 200 {
+				return fmt.Errorf("validate: status %d", code)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	res.print(out)
+	if !res.Passed {
+		return fmt.Errorf("validation failed with the generated policy")
+	}
+
+	step(out, "Activate Connection: Draft -> Active; the daemon schedules it")
+	if err := api.do(ctx, "POST", "/api/v1/connections/acme/activate", "", 200, &conn); err != nil {
+		return err
+	}
+
+	step(out, "The daemon ingests: every good file archived, the malformed key in error/")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		keys, err := srv.Keys(ctx, bucket, basePath)
+		if err != nil {
+			return err
+		}
+		waiting := 0
+		for _, k := range keys {
+			rel := strings.TrimPrefix(k, basePath)
+			if !strings.HasPrefix(rel, "archive/") && !strings.HasPrefix(rel, "error/") {
+				waiting++
+			}
+		}
+		if waiting == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d files still in the inbox after 60 s; daemon log:\n%s", waiting, daemon.logTail())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	if err := showBucket(ctx, out, srv); err != nil {
 		return err
 	}
 	if err := showDir(out, importDir); err != nil {
 		return err
 	}
+	step(out, "Manage Connections: the list")
+	if err := api.do(ctx, "GET", "/api/v1/connections", "", 200, nil); err != nil {
+		return err
+	}
+	step(out, "The files in error/ with their reports (POST .../requeue {\"keys\":[...]} puts them back)")
+	if err := api.do(ctx, "GET", "/api/v1/connections/acme/errors", "", 200, nil); err != nil {
+		return err
+	}
 
+	url := "http://" + adminAddr + "/"
+	step(out, "The wizard page")
+	fmt.Fprintf(out, "URL:   %s\ntoken: the page asks for it: TOKEN=$(cat %s)\nopen:  xdg-open %s   (macOS: open %s)\n", url, tokenFile, url, url)
 	if *keep {
-		fmt.Fprintf(out, "\nMinIO keeps running at %s (root user %s); press Ctrl-C to stop.\n", srv.Endpoint, srv.RootUser)
+		fmt.Fprintf(out, "\nThe daemon and MinIO (%s, root user %s) keep running; press Ctrl-C to stop.\n", srv.Endpoint, srv.RootUser)
 		<-ctx.Done()
+	} else {
+		fmt.Fprintln(out, "\nThe demo stops the daemon now; run `make demo DEMO_FLAGS=-keep` to keep it running and open the page.")
 	}
 	return nil
 }
@@ -253,13 +376,53 @@ func step(out io.Writer, title string) {
 	fmt.Fprintf(out, "\n==> %s\n", title)
 }
 
-// s3connector runs the binary; a non-zero exit is an error.
-func s3connector(ctx context.Context, out io.Writer, env []string, binary string, args ...string) error {
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = out, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("s3connector %s: %w", strings.Join(args, " "), err)
+// validation is the part of a validate answer the demo prints.
+type validation struct {
+	Passed      bool   `json:"passed"`
+	Message     string `json:"message"`
+	Summary     string `json:"summary"`
+	SuccessLine string `json:"success_line"`
+	FailedCheck string `json:"failed_check"`
+	CanActivate bool   `json:"can_activate"`
+	Checks      []struct {
+		Name, State, Detail, Error string
+	} `json:"checks"`
+	Advice *struct {
+		Headline string   `json:"headline"`
+		Checks   []string `json:"checks"`
+	} `json:"advice"`
+}
+
+func (v validation) print(out io.Writer) {
+	fmt.Fprintf(out, "%s: %s\n", v.Message, v.Summary)
+	for _, c := range v.Checks {
+		fmt.Fprintf(out, "  [%s] %s %s\n", c.State, c.Name, c.Error)
 	}
-	return nil
+	if v.SuccessLine != "" {
+		fmt.Fprintln(out, v.SuccessLine)
+	}
+	if v.Advice != nil {
+		fmt.Fprintf(out, "advice: %s\n", v.Advice.Headline)
+		for _, c := range v.Advice.Checks {
+			fmt.Fprintf(out, "  - %s\n", c)
+		}
+	}
+	fmt.Fprintf(out, "Activate Connection enabled: %v\n", v.CanActivate)
+}
+
+func indent(raw json.RawMessage) string {
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "  ", "  "); err != nil {
+		return string(raw)
+	}
+	return "  " + b.String()
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
