@@ -44,6 +44,16 @@ type Options struct {
 	// Lease tunes the connection's lease (see LeaseKey); zero values are
 	// the defaults.
 	Lease LeaseOptions
+	// ParallelDownloadThreshold: files of at least this size are read in
+	// ranges of DownloadPartSize, DownloadConcurrency at a time, each
+	// pinned to the listed ETag (see Runner.getObject); 0 =
+	// DefaultParallelDownloadThreshold, negative = never.
+	ParallelDownloadThreshold int64
+	// DownloadPartSize: 0 = DefaultDownloadPartSize.
+	DownloadPartSize int64
+	// DownloadConcurrency is the number of ranges one file holds in
+	// memory or in flight; 0 = DefaultDownloadConcurrency.
+	DownloadConcurrency int
 }
 
 // DefaultStuckRetry is Options.StuckRetry's default: a restored Glacier
@@ -70,6 +80,7 @@ type Runner struct {
 	log                        *zap.Logger
 	now                        func() time.Time
 	leaseOpts                  LeaseOptions
+	download                   downloadOptions
 }
 
 // NewRunner prepares runs over conn with the settings of its configuration
@@ -98,7 +109,7 @@ func NewRunner(conn *connector.Connection, o Options) (*Runner, error) {
 		filter: filter, pageSize: o.PageSize,
 		s3: conn.S3(), importer: o.Importer, metrics: o.Metrics,
 		log: log.With(zap.String("connection", c.Name)), now: now,
-		leaseOpts: o.Lease,
+		leaseOpts: o.Lease, download: newDownloadOptions(o),
 	}
 	if r.leaseOpts.Holder == "" {
 		// One holder id per runner: its runs never overlap (Scheduler).
@@ -436,8 +447,8 @@ func (ru *run) process(ctx context.Context, f File) result {
 		return ru.tooLarge(ctx, log, f)
 	}
 
-	// 1. GET pinned to the listed ETag.
-	obj, err := r.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &r.bucket, Key: aws.String(f.Key), IfMatch: aws.String(f.ETag)})
+	// 1. GET pinned to the listed ETag (large files in parallel ranges).
+	obj, err := r.getObject(ctx, f)
 	if err != nil {
 		err = connector.Classify(err, r.region)
 		switch {

@@ -1,0 +1,200 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/s3connector/s3connector/connector/miniotest"
+)
+
+// rangedGets returns the GETs of key the proxy saw, in order.
+func rangedGets(p *miniotest.Proxy, key string) []miniotest.Request {
+	var out []miniotest.Request
+	for _, q := range p.Requests() {
+		if q.Method == http.MethodGet && strings.HasSuffix(q.Path, "/"+key) {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+func listedETag(t *testing.T, srv *miniotest.Server, bucket, key string) string {
+	t.Helper()
+	out, err := srv.Root().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *out.ETag
+}
+
+func TestRunDownloadsLargeFilesInPinnedRanges(t *testing.T) {
+	srv := needMinIO(t)
+	bucket := minioBucket(t, srv)
+	const size, part, concurrency = 40 << 20, 8 << 20, 2
+	want := randomBody(size)
+	put(t, srv, bucket, "big.bin", want)
+	put(t, srv, bucket, "small.bin", []byte("small"))
+	etag := listedETag(t, srv, bucket, "big.bin")
+	proxy := srv.NewProxy(t)
+
+	var got bytes.Buffer
+	var early []miniotest.Request
+	imp := importerFunc(func(_ context.Context, f File, body io.Reader) error {
+		if f.RelKey != "big.bin" {
+			_, err := io.Copy(io.Discard, body)
+			return err
+		}
+		// Stop within the first range: the download must wait for the
+		// importer with no more than concurrency ranges fetched ahead.
+		if _, err := io.CopyN(&got, body, 1<<20); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for len(rangedGets(proxy, "big.bin")) < 1+concurrency && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		early = rangedGets(proxy, "big.bin")
+		_, err := io.Copy(&got, body)
+		return err
+	})
+	r, err := NewRunner(testConnection(t, srv, bucket, "", proxy.URL, nil), Options{
+		Importer: imp, ParallelDownloadThreshold: 8 << 20, DownloadPartSize: part, DownloadConcurrency: concurrency,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Run(t.Context()); s.Archived != 2 || !s.OK() {
+		t.Fatalf("summary %+v, want both files archived", s)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("importer got %d bytes, not the object's %d", got.Len(), size)
+	}
+	if n := len(early); n != 1+concurrency {
+		t.Errorf("while the importer waited in the first range, %d ranges were asked for, want 1 + %d ahead", n, concurrency)
+	}
+	gets := rangedGets(proxy, "big.bin")
+	var ranges []string
+	for _, q := range gets {
+		if m := q.Header.Get("If-Match"); m != etag {
+			t.Errorf("GET %s: If-Match %q, want the listed ETag %q", q.Header.Get("Range"), m, etag)
+		}
+		ranges = append(ranges, q.Header.Get("Range"))
+	}
+	wantRanges := []string{"bytes=0-8388607", "bytes=8388608-16777215", "bytes=16777216-25165823", "bytes=25165824-33554431", "bytes=33554432-41943039"}
+	if !slices.Equal(ranges, wantRanges) {
+		t.Errorf("ranges %q, want %q", ranges, wantRanges)
+	}
+	if small := rangedGets(proxy, "small.bin"); len(small) != 1 || small[0].Header.Get("Range") != "" {
+		t.Errorf("a file under the threshold was not read in one plain GET: %d GETs", len(small))
+	}
+	archived := keys(t, srv, bucket, "archive/")
+	for _, k := range archived {
+		if strings.Contains(k, "big") && !bytes.Equal(body(t, srv, bucket, k), want) {
+			t.Errorf("archived %s differs from the original", k)
+		}
+	}
+}
+
+// A re-upload during the download fails the ranges still to come with 412
+// (real MinIO, If-Match): the importer sees a read error, never the new
+// version's bytes after the old one's, and the file stays in the inbox.
+func TestRunReuploadDuringParallelDownloadIsTransient(t *testing.T) {
+	srv := needMinIO(t)
+	bucket := minioBucket(t, srv)
+	const size = 40 << 20
+	old, updated := randomBody(size), randomBody(size)
+	put(t, srv, bucket, "big.bin", old)
+	var got bytes.Buffer
+	var readErr error
+	first := true
+	imp := importerFunc(func(_ context.Context, _ File, body io.Reader) error {
+		if !first {
+			_, err := io.Copy(&got, body)
+			return err
+		}
+		first = false
+		if _, err := io.CopyN(&got, body, 1<<20); err != nil {
+			return err
+		}
+		put(t, srv, bucket, "big.bin", updated)
+		_, readErr = io.Copy(&got, body)
+		return readErr
+	})
+	r, err := NewRunner(testConnection(t, srv, bucket, "", "", nil), Options{
+		Importer: imp, ParallelDownloadThreshold: 8 << 20, DownloadPartSize: 8 << 20, DownloadConcurrency: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Run(t.Context()); s.Archived != 0 || s.Retry != 1 {
+		t.Fatalf("summary %+v, want the file left for the next run", s)
+	}
+	if readErr == nil || !strings.Contains(readErr.Error(), "PreconditionFailed") {
+		t.Fatalf("read error %v, want a 412 on a later range", readErr)
+	}
+	if !bytes.HasPrefix(old, got.Bytes()) || got.Len() == size {
+		t.Fatalf("importer got %d bytes that are not a strict prefix of the old version", got.Len())
+	}
+	if n := len(keys(t, srv, bucket, "archive/")); n != 0 {
+		t.Fatalf("archive/ holds %d files after a failed download", n)
+	}
+	got.Reset()
+	if s := r.Run(t.Context()); s.Archived != 1 {
+		t.Fatalf("second run %+v", s)
+	}
+	if !bytes.Equal(got.Bytes(), updated) {
+		t.Errorf("second run imported %d bytes, not the new version", got.Len())
+	}
+}
+
+func TestParseContentRange(t *testing.T) {
+	tests := []struct {
+		in                string
+		start, end, total int64
+		wantErr           bool
+	}{
+		{in: "bytes 0-9/10", start: 0, end: 9, total: 10},
+		{in: "bytes 8388608-16777215/41943040", start: 8388608, end: 16777215, total: 41943040},
+		{in: "bytes 0-9/*", wantErr: true},
+		{in: "bytes 5-4/10", wantErr: true},
+		{in: "bytes 0-10/10", wantErr: true},
+		{in: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		s, e, n, err := parseContentRange(tt.in)
+		if (err != nil) != tt.wantErr || s != tt.start || e != tt.end || n != tt.total {
+			t.Errorf("parseContentRange(%q) = %d, %d, %d, %v", tt.in, s, e, n, err)
+		}
+	}
+}
+
+// A range that fails mid-body is a read error at its place, after every
+// byte before it was delivered, and Close waits for every fetch.
+func TestRangedReaderStopsAtAFailedRange(t *testing.T) {
+	data := randomBody(100)
+	broken := errors.New("connection reset")
+	fetch := func(ctx context.Context, buf []byte, start, end int64) ([]byte, error) {
+		if start == 60 {
+			return nil, broken
+		}
+		return data[start : end+1], nil
+	}
+	d := newRangedReader(context.Background(), io.NopCloser(bytes.NewReader(data[:20])), fetch, 20, 100, 2)
+	got, err := io.ReadAll(d)
+	if !errors.Is(err, broken) || !bytes.Equal(got, data[:60]) {
+		t.Fatalf("read %d bytes, err %v; want 60 bytes then the range's error", len(got), err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
