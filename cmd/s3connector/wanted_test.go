@@ -1,0 +1,44 @@
+package main
+
+import (
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/s3connector/s3connector/config"
+	"github.com/s3connector/s3connector/store"
+)
+
+// The wanted set: stored connections run with the template (a dir
+// importer in its own subdirectory, active only when stored active); one
+// that clashes with the configuration file (its name, or a nested base
+// path in the same bucket) is left out, the file's never.
+func TestWantedCheckStored(t *testing.T) {
+	w := &wanted{log: zap.NewNop(), principal: "arn:aws:iam::049579744830:root",
+		template: config.Connection{Status: config.StatusActive, Schedule: "@every 1m", Workers: 2, Importer: config.Importer{Type: config.ImporterDir, Path: "/srv/stored"}}}
+	file := []config.Connection{{Name: "from-file", Status: config.StatusActive, AccountID: "123456789012", Bucket: "shared", Region: "us-east-1",
+		BasePath: "a/", ExternalID: "file0external0id0file0external0", Importer: config.Importer{Type: config.ImporterDiscard}}}
+	stored := func(name, bucket, base string, status store.Status) store.Connection {
+		return store.Connection{Name: name, Settings: store.Settings{AccountID: "123456789012", Bucket: bucket, Region: "us-east-1", BasePath: base},
+			ExternalID: "stored0external0id0stored0extern", RoleName: config.RoleNamePrefix + name, Status: status}
+	}
+	got := w.checkStored(file, []store.Connection{
+		stored("ok", "shared", "b/", store.StatusActive),
+		stored("draft", "other", "", store.StatusValidated),
+		stored("from-file", "elsewhere", "", store.StatusActive), // the file took the name
+		stored("nested", "shared", "a/inner/", store.StatusActive),
+	})
+	byName := map[string]config.Connection{}
+	for _, c := range got {
+		byName[c.Name] = c
+	}
+	if len(got) != 2 {
+		t.Fatalf("kept %v, want ok and draft", got)
+	}
+	if c := byName["ok"]; c.Status != config.StatusActive || c.Importer.Path != "/srv/stored/ok" || c.Workers != 2 {
+		t.Errorf("ok = %+v", c)
+	}
+	if c := byName["draft"]; c.Status != config.StatusDraft {
+		t.Errorf("a validated connection runs as %s, want draft", c.Status)
+	}
+}
