@@ -43,10 +43,12 @@ type recorder struct {
 	mu      sync.Mutex
 	imports []string
 	closes  int
+	started int // Import calls, finished or not
 }
 
 func (r *recorder) Import(ctx context.Context, f ingest.File, body io.Reader) error {
 	r.mu.Lock()
+	r.started++
 	if r.closes > 0 {
 		r.t.Errorf("Import(%q) on the closed importer of %s (generation %d)", f.Key, r.connection, r.generation)
 	}
@@ -69,6 +71,13 @@ func (r *recorder) Close() error {
 	defer r.mu.Unlock()
 	r.closes++
 	return nil
+}
+
+// began counts the Import calls, finished or not.
+func (r *recorder) began() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.started
 }
 
 func (r *recorder) counts() (imports, closes int) {
@@ -500,7 +509,12 @@ func TestStopGrace(t *testing.T) {
 	if err := s.Apply("arn:aws:iam::049579744830:root", []config.Connection{c}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the run to start", func() bool { return stateOf(t, s, "slow").Running })
+	// Running is set before the run has listed and handed out its file:
+	// wait for the import itself, or Stop finds nothing started.
+	waitFor(t, "the import to start", func() bool {
+		rs := f.importers("slow", 0)
+		return len(rs) == 1 && rs[0].began() > 0
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	began := time.Now()
