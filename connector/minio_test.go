@@ -3,11 +3,6 @@ package connector
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -127,70 +122,17 @@ func enableVersioning(t *testing.T, srv *miniotest.Server, bucket string) {
 	}
 }
 
-// recorder is a reverse proxy in front of MinIO that records the requests
-// the connector sends, for what MinIO does not show: it ignores If-Match on
-// DeleteObject and If-None-Match on CopyObject, and it enforces none of the
-// tagging permissions (see TestValidateSendsTheMoveRequests).
-type recorder struct {
-	URL  string
-	mu   sync.Mutex
-	reqs []recordedRequest
-	// answer, when set, may answer a request instead of MinIO.
-	answer func(r *http.Request) (status int, body string, ok bool)
-	// rewrite, when set, may change MinIO's response headers.
-	rewrite func(r *http.Request, h http.Header)
-}
+// newRecorder is the recording proxy in front of MinIO (miniotest.Proxy),
+// for what MinIO does not show: it ignores If-Match on DeleteObject and
+// If-None-Match on CopyObject, and it enforces none of the tagging
+// permissions (see TestValidateSendsTheMoveRequests).
+func newRecorder(t *testing.T, srv *miniotest.Server) *miniotest.Proxy { return srv.NewProxy(t) }
 
-type recordedRequest struct {
-	Method, Path string
-	Query        url.Values
-	Header       http.Header
-}
-
-func newRecorder(t *testing.T, srv *miniotest.Server) *recorder {
-	t.Helper()
-	target, err := url.Parse(srv.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &recorder{}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.ModifyResponse = func(resp *http.Response) error {
-		rec.mu.Lock()
-		rewrite := rec.rewrite
-		rec.mu.Unlock()
-		if rewrite != nil {
-			rewrite(resp.Request, resp.Header)
-		}
-		return nil
-	}
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec.mu.Lock()
-		rec.reqs = append(rec.reqs, recordedRequest{r.Method, r.URL.Path, r.URL.Query(), r.Header.Clone()})
-		answer := rec.answer
-		rec.mu.Unlock()
-		if answer != nil {
-			if status, body, ok := answer(r); ok {
-				w.Header().Set("Content-Type", "application/xml")
-				w.WriteHeader(status)
-				io.WriteString(w, body)
-				return
-			}
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(hs.Close)
-	rec.URL = hs.URL
-	return rec
-}
-
-// requests returns the recorded requests whose method is method and whose
-// path ends with suffix.
-func (r *recorder) requests(method, suffix string) []recordedRequest {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []recordedRequest
-	for _, q := range r.reqs {
+// requestsTo returns the recorded requests whose method is method and
+// whose path ends with suffix.
+func requestsTo(p *miniotest.Proxy, method, suffix string) []miniotest.Request {
+	var out []miniotest.Request
+	for _, q := range p.Requests() {
 		if q.Method == method && strings.HasSuffix(q.Path, suffix) {
 			out = append(out, q)
 		}
