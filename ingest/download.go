@@ -92,23 +92,41 @@ func (r *Runner) getObject(ctx context.Context, f File) (*s3.GetObjectOutput, er
 	return obj, nil
 }
 
+// partBodyRetries is how many times a range whose body breaks off is asked
+// for again, as feature/s3/manager's Downloader does (PartBodyMaxRetries,
+// 3): the SDK retries a failed request but not a body that breaks after
+// the answer's headers. Each retry is pinned to the listed ETag too, so a
+// re-upload meanwhile ends the download with 412, never a mixed body.
+const partBodyRetries = 3
+
 // getRange reads bytes start-end (inclusive) of f, pinned to its listed
 // ETag, into buf (grown when too small).
 func (r *Runner) getRange(ctx context.Context, f File, buf []byte, start, end, total int64) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		out, broken, err := r.getRangeOnce(ctx, f, buf, start, end, total)
+		if err == nil || !broken || attempt == partBodyRetries || ctx.Err() != nil {
+			return out, err
+		}
+	}
+}
+
+// getRangeOnce is one request of getRange; broken says the answer's body
+// broke off (worth asking again) rather than the request failing.
+func (r *Runner) getRangeOnce(ctx context.Context, f File, buf []byte, start, end, total int64) (_ []byte, broken bool, _ error) {
 	out, err := r.s3.GetObject(ctx, &s3.GetObjectInput{
 		Bucket: &r.bucket, Key: aws.String(f.Key), IfMatch: aws.String(f.ETag),
 		Range: aws.String(fmt.Sprintf("bytes=%d-%d", start, end)),
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer closeBody(out.Body)
 	s, e, t, err := parseContentRange(aws.ToString(out.ContentRange))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if s != start || e != end || t != total {
-		return nil, fmt.Errorf("asked for bytes %d-%d/%d, got %d-%d/%d", start, end, total, s, e, t)
+		return nil, false, fmt.Errorf("asked for bytes %d-%d/%d, got %d-%d/%d", start, end, total, s, e, t)
 	}
 	n := int(end - start + 1)
 	if cap(buf) < n {
@@ -116,9 +134,9 @@ func (r *Runner) getRange(ctx context.Context, f File, buf []byte, start, end, t
 	}
 	buf = buf[:n]
 	if _, err := io.ReadFull(out.Body, buf); err != nil {
-		return nil, err
+		return nil, true, err
 	}
-	return buf, nil
+	return buf, false, nil
 }
 
 // parseContentRange reads "bytes start-end/total".

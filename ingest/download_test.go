@@ -6,8 +6,12 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,6 +116,12 @@ func TestRunDownloadsLargeFilesInPinnedRanges(t *testing.T) {
 // A re-upload during the download fails the ranges still to come with 412
 // (real MinIO, If-Match): the importer sees a read error, never the new
 // version's bytes after the old one's, and the file stays in the inbox.
+//
+// The re-upload comes once the first range (the streamed answer) has been
+// read: MinIO cuts an answer in flight when its object is overwritten
+// (AWS keeps serving the old version), and a streamed range is not asked
+// for again. A range fetched ahead that MinIO cuts is asked for again and
+// then gets the 412.
 func TestRunReuploadDuringParallelDownloadIsTransient(t *testing.T) {
 	srv := needMinIO(t)
 	bucket := minioBucket(t, srv)
@@ -127,7 +137,7 @@ func TestRunReuploadDuringParallelDownloadIsTransient(t *testing.T) {
 			return err
 		}
 		first = false
-		if _, err := io.CopyN(&got, body, 1<<20); err != nil {
+		if _, err := io.CopyN(&got, body, 8<<20); err != nil {
 			return err
 		}
 		put(t, srv, bucket, "big.bin", updated)
@@ -158,6 +168,75 @@ func TestRunReuploadDuringParallelDownloadIsTransient(t *testing.T) {
 	}
 	if !bytes.Equal(got.Bytes(), updated) {
 		t.Errorf("second run imported %d bytes, not the new version", got.Len())
+	}
+}
+
+// A range fetched ahead whose body breaks off is asked for again (pinned
+// to the ETag as before) and the download completes; the proxy stands in
+// for a connection reset mid-answer.
+func TestRunRetriesARangeWhoseBodyBreaks(t *testing.T) {
+	srv := needMinIO(t)
+	bucket := minioBucket(t, srv)
+	const size, part = 24 << 20, 8 << 20
+	want := randomBody(size)
+	put(t, srv, bucket, "big.bin", want)
+	etag := listedETag(t, srv, bucket, "big.bin")
+	target, _ := url.Parse(srv.Endpoint)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	var ranges []string
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/big.bin") {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		rng := r.Header.Get("Range")
+		mu.Lock()
+		ranges = append(ranges, rng+" If-Match "+r.Header.Get("If-Match"))
+		cut := rng == "bytes=8388608-16777215" && slices.Index(ranges, ranges[len(ranges)-1]) == len(ranges)-1
+		mu.Unlock()
+		if !cut {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		rp.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes()[:rec.Body.Len()/2])
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}))
+	defer hs.Close()
+	var got bytes.Buffer
+	imp := importerFunc(func(_ context.Context, _ File, body io.Reader) error {
+		_, err := io.Copy(&got, body)
+		return err
+	})
+	r, err := NewRunner(testConnection(t, srv, bucket, "", hs.URL, nil), Options{
+		Importer: imp, ParallelDownloadThreshold: part, DownloadPartSize: part, DownloadConcurrency: 2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Run(t.Context()); s.Archived != 1 || !s.OK() {
+		t.Fatalf("summary %+v, want the file archived after the range was asked for again", s)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("importer got %d bytes, not the object's %d", got.Len(), size)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(ranges)
+	wantRanges := []string{"bytes=0-8388607", "bytes=16777216-25165823", "bytes=8388608-16777215", "bytes=8388608-16777215"}
+	for i := range wantRanges {
+		wantRanges[i] += " If-Match " + etag
+	}
+	slices.Sort(wantRanges)
+	if !slices.Equal(ranges, wantRanges) {
+		t.Errorf("requests %q, want %q (the cut range twice)", ranges, wantRanges)
 	}
 }
 
