@@ -126,6 +126,9 @@ type settings struct {
 }
 
 func run(ctx context.Context, argv []string, out io.Writer) error {
+	if len(argv) > 1 && argv[1] == "million" {
+		return runMillion(ctx, append([]string{argv[0] + " million"}, argv[2:]...), out)
+	}
 	start := time.Now()
 	var st settings
 	st.smallSize, st.largeSize = 4<<10, 64<<20
