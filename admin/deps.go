@@ -78,15 +78,22 @@ type Supervisor interface {
 	// finish its files, as on reload); removing an unknown name is nil.
 	Remove(ctx context.Context, name string) error
 	// State reports what the supervisor knows of the connection's runs;
-	// ok is false when it has never run it.
-	State(name string) (RunState, bool)
+	// ok is false when it has never run it. stored says which connection
+	// of that name is asked about: the store's (true) or the
+	// configuration file's, since a file connection may take a stored
+	// one's name after it was created (and the stored one is then not
+	// run).
+	State(name string, stored bool) (RunState, bool)
 }
 
 // RunState is what the list shows about a connection's ingestion.
 type RunState struct {
 	// State is the supervisor's word for it: validating, failing,
-	// scheduled, running.
+	// scheduled, running; or StateNotRunning.
 	State string
+	// Problem says why an active connection is not run at all
+	// (StateNotRunning): what the operator must change. "" otherwise.
+	Problem string
 	// LastRun is when the last run started; zero when none ran.
 	LastRun time.Time
 	// LastRunOK reports whether that run succeeded.
@@ -107,4 +114,9 @@ type noSupervisor struct{}
 
 func (noSupervisor) Apply(context.Context, config.Connection) error { return nil }
 func (noSupervisor) Remove(context.Context, string) error           { return nil }
-func (noSupervisor) State(string) (RunState, bool)                  { return RunState{}, false }
+func (noSupervisor) State(string, bool) (RunState, bool)            { return RunState{}, false }
+
+// StateNotRunning is the RunState of an active stored connection the
+// daemon does not run, because the configuration file's connections make
+// it invalid (RunState.Problem says how).
+const StateNotRunning = "not running"

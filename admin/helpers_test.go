@@ -108,7 +108,7 @@ func (s *fakeSupervisor) Remove(_ context.Context, name string) error {
 	return nil
 }
 
-func (s *fakeSupervisor) State(name string) (RunState, bool) {
+func (s *fakeSupervisor) State(name string, _ bool) (RunState, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.states[name]

@@ -40,6 +40,7 @@ type connectionView struct {
 	CanActivate    bool            `json:"can_activate"`
 	LastValidation *validationView `json:"last_validation"`
 	RunState       string          `json:"run_state,omitempty"`
+	RunProblem     string          `json:"run_problem,omitempty"`
 	LastRun        *runView        `json:"last_run"`
 	FilesWaiting   *int            `json:"files_waiting"`
 	NextRun        *time.Time      `json:"next_run,omitempty"`
@@ -85,7 +86,7 @@ func (a *API) storedView(c store.Connection) connectionView {
 		v.LastValidation = &validationView{At: c.Validation.At.UTC(), Passed: c.Validation.Passed, Result: c.Validation.Result,
 			Current: c.Validation.Fingerprint == c.Fingerprint()}
 	}
-	a.addRunState(&v)
+	a.addRunState(&v, true)
 	return v
 }
 
@@ -95,16 +96,16 @@ func (a *API) configView(c config.Connection) connectionView {
 		AccountID: c.AccountID, Bucket: c.Bucket, Region: c.Region, BasePath: c.BasePath, KMSKeyARN: c.KMSKeyARN,
 		RoleName: c.RoleName, Status: string(c.Status),
 	}
-	a.addRunState(&v)
+	a.addRunState(&v, false)
 	return v
 }
 
-func (a *API) addRunState(v *connectionView) {
-	st, ok := a.opts.Supervisor.State(v.Name)
+func (a *API) addRunState(v *connectionView, stored bool) {
+	st, ok := a.opts.Supervisor.State(v.Name, stored)
 	if !ok {
 		return
 	}
-	v.RunState = st.State
+	v.RunState, v.RunProblem = st.State, st.Problem
 	if !st.LastRun.IsZero() {
 		v.LastRun = &runView{At: st.LastRun.UTC(), OK: st.LastRunOK, LastError: st.LastError}
 	}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -61,6 +62,9 @@ type wanted struct {
 	mu        sync.Mutex
 	principal string
 	file      []config.Connection
+	// leftOut holds the active stored connections not run, by name, with
+	// the problems that keep them out (checkStored).
+	leftOut map[string][]string
 }
 
 // setFile takes a (re)loaded configuration's connections and applies.
@@ -115,6 +119,7 @@ var problemIndex = regexp.MustCompile(`^connections\[(\d+)\]`)
 // are the operator's.
 func (w *wanted) checkStored(file []config.Connection, stored []store.Connection) []config.Connection {
 	run := make([]config.Connection, 0, len(stored))
+	w.leftOut = nil
 	for _, sc := range stored {
 		run = append(run, runConnection(sc, w.template))
 	}
@@ -134,8 +139,12 @@ func (w *wanted) checkStored(file []config.Connection, stored []store.Connection
 		}
 	}
 	out := run[:0]
+	w.leftOut = map[string][]string{}
 	for i, c := range run {
 		if len(bad[i]) > 0 {
+			if c.Status == config.StatusActive {
+				w.leftOut[c.Name] = bad[i]
+			}
 			w.log.Error("stored connection not run: it conflicts with the configuration file; rename or move one of them",
 				zap.String("connection", c.Name), zap.Strings("problems", bad[i]))
 			continue
@@ -157,7 +166,20 @@ func runConnection(sc store.Connection, template config.Connection) config.Conne
 }
 
 // State implements admin.Supervisor.
-func (w *wanted) State(name string) (admin.RunState, bool) {
+func (w *wanted) State(name string, stored bool) (admin.RunState, bool) {
+	if stored {
+		w.mu.Lock()
+		problems, out := w.leftOut[name]
+		clash := slices.ContainsFunc(w.file, func(c config.Connection) bool { return c.Name == name })
+		w.mu.Unlock()
+		if out {
+			return admin.RunState{State: admin.StateNotRunning,
+				Problem: "it conflicts with the configuration file, which the operator must change (or rename or move this connection): " + strings.Join(problems, "; ")}, true
+		}
+		if clash {
+			return admin.RunState{}, false // not active, and the name is the file's
+		}
+	}
 	st, ok := w.sup.State(name)
 	if !ok {
 		return admin.RunState{}, false

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"go.uber.org/zap"
 
+	"github.com/s3connector/s3connector/admin"
 	"github.com/s3connector/s3connector/config"
 	"github.com/s3connector/s3connector/store"
+	"github.com/s3connector/s3connector/supervisor"
 )
 
 // The wanted set: stored connections run with the template (a dir
@@ -14,7 +17,7 @@ import (
 // that clashes with the configuration file (its name, or a nested base
 // path in the same bucket) is left out, the file's never.
 func TestWantedCheckStored(t *testing.T) {
-	w := &wanted{log: zap.NewNop(), principal: "arn:aws:iam::049579744830:root",
+	w := &wanted{sup: supervisor.New(supervisor.Options{}), log: zap.NewNop(), principal: "arn:aws:iam::049579744830:root",
 		template: config.Connection{Status: config.StatusActive, Schedule: "@every 1m", Workers: 2, Importer: config.Importer{Type: config.ImporterDir, Path: "/srv/stored"}}}
 	file := []config.Connection{{Name: "from-file", Status: config.StatusActive, AccountID: "123456789012", Bucket: "shared", Region: "us-east-1",
 		BasePath: "a/", ExternalID: "file0external0id0file0external0", Importer: config.Importer{Type: config.ImporterDiscard}}}
@@ -40,5 +43,24 @@ func TestWantedCheckStored(t *testing.T) {
 	}
 	if c := byName["draft"]; c.Status != config.StatusDraft {
 		t.Errorf("a validated connection runs as %s, want draft", c.Status)
+	}
+
+	// The list shows the left-out active ones as not running, saying why;
+	// the file's connection of a taken name keeps its own state.
+	for _, name := range []string{"from-file", "nested"} {
+		st, ok := w.State(name, true)
+		if !ok || st.State != admin.StateNotRunning || !strings.Contains(st.Problem, "connections[") {
+			t.Errorf("State(%q, stored) = %+v, %v; want not running with the problem", name, st, ok)
+		}
+	}
+	w.file = file
+	if st, ok := w.State("from-file", false); ok && st.State == admin.StateNotRunning {
+		t.Errorf("the file's connection shows the stored one's conflict: %+v", st)
+	}
+	if st, ok := w.State("ok", true); ok && st.State == admin.StateNotRunning {
+		t.Errorf("a stored connection that runs shows %+v", st)
+	}
+	if st, ok := w.State("draft", true); ok {
+		t.Errorf("a draft shows a run state %+v", st)
 	}
 }

@@ -255,7 +255,8 @@
         ? el("span", {}, el("span", { class: c.last_run.ok ? "ok" : "fail", text: c.last_run.ok ? "OK" : "Failed" }), " " + fmtTime(c.last_run.at),
           c.last_run.last_error ? el("span", { class: "detail", text: c.last_run.last_error }) : null)
         : el("span", { class: "muted", text: c.run_state ? c.run_state : "—" });
-      const status = el("span", {}, statusBadge(c.status), c.status_reason ? el("span", { class: "detail", text: c.status_reason }) : null);
+      const status = el("span", {}, statusBadge(c.status), c.status_reason ? el("span", { class: "detail", text: c.status_reason }) : null,
+        c.run_problem ? el("span", { class: "detail fail", text: "Not running: " + c.run_problem }) : null);
       const tr = el("tr", { "data-name": c.name, "data-status": c.status },
         el("th", { scope: "row", "data-label": "Name", class: "nowrap" }, c.name),
         cell("Type", "AWS S3 · own bucket"),
