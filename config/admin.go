@@ -63,6 +63,7 @@ type Template struct {
 	Schedule    string   `yaml:"schedule"`
 	Workers     int      `yaml:"workers"`
 	Importer    Importer `yaml:"importer"`
+	Download    Download `yaml:"download"`
 	Endpoint    string   `yaml:"endpoint"`
 	STSEndpoint string   `yaml:"sts_endpoint"`
 }
@@ -74,7 +75,7 @@ func (t Template) Connection() Connection {
 		Status:  StatusActive,
 		Include: t.Include, Exclude: t.Exclude, MinAge: t.MinAge,
 		MaxFiles: t.MaxFiles, MaxFileSize: t.MaxFileSize, MaxAttempts: t.MaxAttempts, LeaseTTL: t.LeaseTTL,
-		Schedule: t.Schedule, Workers: t.Workers, Importer: t.Importer,
+		Schedule: t.Schedule, Workers: t.Workers, Importer: t.Importer, Download: t.Download,
 		Endpoint: t.Endpoint, STSEndpoint: t.STSEndpoint,
 	}
 }
@@ -94,6 +95,7 @@ func (t *Template) applyDefaults() {
 	if t.Workers == 0 {
 		t.Workers = DefaultWorkers
 	}
+	t.Download.applyDefaults()
 	if t.Importer.Timeout == 0 && (t.Importer.Type == ImporterExec || t.Importer.Type == ImporterHTTP) {
 		t.Importer.Timeout = DefaultImporterTimeout
 	}

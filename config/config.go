@@ -138,6 +138,9 @@ type Connection struct {
 	// default DefaultWorkers.
 	Workers  int      `yaml:"workers"`
 	Importer Importer `yaml:"importer"`
+	// Download tunes how file bodies are read: parallel ranged GETs above
+	// a size (see Download).
+	Download Download `yaml:"download"`
 	// Endpoint is an optional S3-compatible endpoint URL (path-style).
 	Endpoint string `yaml:"endpoint"`
 	// STSEndpoint is an optional STS endpoint URL.

@@ -494,6 +494,7 @@ func TestLoadGood(t *testing.T) {
 				MinAge: time.Minute, MaxFiles: 1000, MaxFileSize: 1 << 30, MaxAttempts: 3, LeaseTTL: time.Minute,
 				Schedule: "@every 10m", Workers: 8,
 				Importer:    Importer{Type: "dir", Path: "/var/lib/s3connector/stored"},
+				Download:    Download{ParallelThreshold: Off, PartSize: DefaultDownloadPartSize, Concurrency: DefaultDownloadConcurrency},
 				Endpoint:    "https://s3.example.internal",
 				STSEndpoint: "https://sts.example.internal",
 			},
@@ -518,6 +519,7 @@ func TestLoadGood(t *testing.T) {
 				KMSKeyARN:   "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
 				Schedule:    "CRON_TZ=Europe/Berlin 0 3 * * *",
 				Workers:     4,
+				Download:    Download{ParallelThreshold: Threshold{Size: 256 << 20}, PartSize: 16 << 20, Concurrency: 8},
 				Endpoint:    "https://s3.eu-central-1.amazonaws.com",
 				STSEndpoint: "https://sts.eu-central-1.amazonaws.com",
 				Importer: Importer{
@@ -539,6 +541,7 @@ func TestLoadGood(t *testing.T) {
 				ExternalID: "globex-0123456789:abc/=+,.@_-",
 				Schedule:   DefaultSchedule,
 				Workers:    DefaultWorkers,
+				Download:   defaultDownload,
 				Importer: Importer{
 					Type:    "exec",
 					Command: []string{"/usr/local/bin/ingest", "--source", "globex"},
@@ -556,6 +559,7 @@ func TestLoadGood(t *testing.T) {
 				RoleName:  "s3connector-initech",
 				Schedule:  "@hourly",
 				Workers:   DefaultWorkers,
+				Download:  defaultDownload,
 				Importer:  Importer{Type: "dir", Path: "/var/lib/s3connector/initech"},
 			},
 			{
@@ -568,6 +572,7 @@ func TestLoadGood(t *testing.T) {
 				ExternalID: externalIDValue,
 				Schedule:   DefaultSchedule,
 				Workers:    DefaultWorkers,
+				Download:   defaultDownload,
 				Importer:   Importer{Type: "discard"},
 			},
 			{
@@ -579,6 +584,7 @@ func TestLoadGood(t *testing.T) {
 				RoleName:  "s3connector-hooli",
 				Schedule:  DefaultSchedule,
 				Workers:   DefaultWorkers,
+				Download:  defaultDownload,
 				Importer: Importer{
 					Type:    "kafka",
 					Timeout: 10 * time.Second,

@@ -45,6 +45,7 @@ func (c *Connection) applyDefaults() {
 	if c.Importer.Timeout == 0 && (c.Importer.Type == "exec" || c.Importer.Type == "http") {
 		c.Importer.Timeout = DefaultImporterTimeout
 	}
+	c.Download.applyDefaults()
 	c.BasePath = NormalizeBasePath(c.BasePath)
 }
 

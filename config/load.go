@@ -180,6 +180,7 @@ var yamlKeys = map[string]struct {
 	reflect.TypeFor[Config]().String():     {"at the top level", yamlFieldNames[Config]()},
 	reflect.TypeFor[Connection]().String(): {"in a connection", yamlFieldNames[Connection]()},
 	reflect.TypeFor[Importer]().String():   {"in an importer", yamlFieldNames[Importer]()},
+	reflect.TypeFor[Download]().String():   {"in a download block", yamlFieldNames[Download]()},
 	reflect.TypeFor[Admin]().String():      {"in the admin section", yamlFieldNames[Admin]()},
 	reflect.TypeFor[Template]().String():   {"in the admin connection template (the API sets name, account_id, bucket, region, base_path and kms_key_arn; the server generates role_name and external_id)", yamlFieldNames[Template]()},
 }

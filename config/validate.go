@@ -156,6 +156,7 @@ func (c *Connection) validate(path string, p *problems) {
 		p.addf(path+".workers", "must be between 1 and %d, got %d", MaxWorkers, c.Workers)
 	}
 	c.Importer.validate(path+".importer", c.Status, p)
+	c.Download.validate(path+".download", p)
 	if c.Endpoint != "" {
 		p.add(path+".endpoint", validateEndpoint(c.Endpoint))
 	}

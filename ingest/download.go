@@ -12,16 +12,19 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/s3connector/s3connector/config"
 )
 
 // Defaults of the parallel download (Options.ParallelDownloadThreshold,
-// DownloadPartSize, DownloadConcurrency). One large file holds at most
-// DownloadConcurrency part buffers: 4 × 8 MiB = 32 MiB per worker reading
-// a large file.
+// DownloadPartSize, DownloadConcurrency): those of a connection's download
+// block, so that a Runner built in code reads like one from the file. One
+// large file holds at most DownloadConcurrency part buffers: 4 × 8 MiB =
+// 32 MiB per worker reading a large file.
 const (
-	DefaultParallelDownloadThreshold = 64 << 20
-	DefaultDownloadPartSize          = 8 << 20
-	DefaultDownloadConcurrency       = 4
+	DefaultParallelDownloadThreshold = int64(config.DefaultDownloadParallelThreshold)
+	DefaultDownloadPartSize          = int64(config.DefaultDownloadPartSize)
+	DefaultDownloadConcurrency       = config.DefaultDownloadConcurrency
 )
 
 // downloadOptions decides how a file's body is fetched.
