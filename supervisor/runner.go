@@ -49,12 +49,22 @@ func NewRunner(o Options, principal string, c config.Connection) (*Runner, error
 		return nil, fmt.Errorf("connection %q: %w", c.Name, err)
 	}
 	r := &Runner{conn: conn, imp: imp, log: log.With(zap.String("connection", c.Name))}
-	r.Runner, err = ingest.NewRunner(conn, ingest.Options{Importer: imp, Metrics: m, Logger: log, Lease: ingest.LeaseOptions{TTL: c.LeaseTTL}})
+	r.Runner, err = ingest.NewRunner(conn, ingest.Options{Importer: imp, Metrics: m, Logger: log, Lease: ingest.LeaseOptions{TTL: c.LeaseTTL},
+		ParallelDownloadThreshold: downloadThreshold(c.Download.ParallelThreshold), DownloadPartSize: int64(c.Download.PartSize), DownloadConcurrency: c.Download.Concurrency})
 	if err != nil {
 		r.Retire()
 		return nil, err
 	}
 	return r, nil
+}
+
+// downloadThreshold is download.parallel_threshold as ingest.Options has
+// it: negative for off (0 there would be the default).
+func downloadThreshold(t config.Threshold) int64 {
+	if t.Off {
+		return -1
+	}
+	return int64(t.Size)
 }
 
 // Connection is the connection the runner works on (for Validate).
