@@ -272,12 +272,70 @@ func TestRangedReaderStopsAtAFailedRange(t *testing.T) {
 		}
 		return data[start : end+1], nil
 	}
-	d := newRangedReader(context.Background(), io.NopCloser(bytes.NewReader(data[:20])), fetch, 20, 100, 2)
+	d := newRangedReader(context.Background(), io.NopCloser(bytes.NewReader(data[:20])), fetch, 20, 100, 2, nil)
 	got, err := io.ReadAll(d)
 	if !errors.Is(err, broken) || !bytes.Equal(got, data[:60]) {
 		t.Fatalf("read %d bytes, err %v; want 60 bytes then the range's error", len(got), err)
 	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Part buffers go back to the runner's pool when a download is closed,
+// whether read to the end or not, and the next file's fetches get them
+// instead of allocating; a Read after Close fails.
+func TestRangedReaderRecyclesPartBuffers(t *testing.T) {
+	data := randomBody(100)
+	bufs := &partBuffers{size: 20}
+	var mu sync.Mutex
+	var allocated int
+	fetch := func(ctx context.Context, buf []byte, start, end int64) ([]byte, error) {
+		if buf == nil {
+			mu.Lock()
+			allocated++
+			mu.Unlock()
+			buf = make([]byte, 20)
+		}
+		buf = buf[:end-start+1]
+		copy(buf, data[start:end+1])
+		return buf, nil
+	}
+	open := func() *rangedReader {
+		return newRangedReader(context.Background(), io.NopCloser(bytes.NewReader(data[:20])), fetch, 20, 100, 2, bufs)
+	}
+	d := open()
+	got, err := io.ReadAll(d)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, err %v; want the 100 bytes", len(got), err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Read(make([]byte, 1)); err == nil {
+		t.Error("Read after Close succeeded")
+	}
+	if allocated != 2 {
+		t.Fatalf("first file allocated %d buffers, want concurrency (2)", allocated)
+	}
+	// A second file, left after its first range: its buffers come from
+	// the pool and go back to it. (sync.Pool may drop its contents at a
+	// collection; none is forced here.)
+	d = open()
+	if _, err := io.ReadFull(d, make([]byte, 30)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if allocated > 2 {
+		t.Logf("second file allocated %d more buffers (the pool was emptied by a GC)", allocated-2)
+	}
+	n := 0
+	for bufs.get() != nil {
+		n++
+	}
+	if n == 0 {
+		t.Error("no buffer went back to the pool")
 	}
 }
