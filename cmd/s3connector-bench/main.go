@@ -3,8 +3,12 @@
 // bench-tools`) it starts on a free loopback port. Cases: many small files
 // (request-bound) straight to MinIO and behind toxiproxy adding -latency to
 // every response (S3 answers in tens of milliseconds; loopback MinIO in
-// well under one), at each of -latency-workers; and a few large files
-// (byte-bound). Variants, on the same server, bucket layout and settings:
+// well under one), at each of -latency-workers; a few large files
+// (byte-bound); and, with -bandwidth, the large files behind toxiproxy
+// capping each connection's throughput, where the pipeline's parallel
+// ranged download races the same binary with it turned off (variant
+// single; see large.go). Variants, on the same server, bucket layout and
+// settings:
 //
 //   - pipeline: `s3connector run --once` (the binary of -binary, else built
 //     from ./cmd/s3connector) in a process of its own, with the discard
@@ -123,6 +127,9 @@ type settings struct {
 	latencyWorkers       intList
 	variants             stringList
 	out, binary, profile string
+	// bandwidth (KB/s per connection) and bandwidthWorkers: the
+	// bandwidth-capped large case (large.go); 0 skips it.
+	bandwidth, bandwidthWorkers int
 }
 
 func run(ctx context.Context, argv []string, out io.Writer) error {
@@ -147,12 +154,17 @@ func run(ctx context.Context, argv []string, out io.Writer) error {
 	fset.StringVar(&st.out, "out", "", "directory for summary.csv, runs.csv and throughput.svg (none if empty)")
 	fset.StringVar(&st.binary, "binary", "", "s3connector binary of the pipeline variant (default: built from ./cmd/s3connector)")
 	fset.StringVar(&st.profile, "profile", "", "directory for CPU and allocation profiles of each in-process run (runner, plain, naive)")
+	fset.IntVar(&st.bandwidth, "bandwidth", 0, "per-connection cap in KB/s (toxiproxy bandwidth toxic on MinIO's responses) of the capped large case: pipeline vs single-stream GET (0 skips it)")
+	fset.IntVar(&st.bandwidthWorkers, "bandwidth-workers", 2, "workers of the bandwidth-capped large case (few: see large.go)")
 	minioDir := fset.String("minio-dir", "", "parent directory of MinIO's data (default $TMPDIR or /tmp); /dev/shm keeps disk noise out")
 	if err := fset.Parse(argv[1:]); err != nil {
 		return err
 	}
 	if st.rounds < 1 || st.workers < 1 || st.small < 0 || st.large < 0 || st.small+st.large == 0 {
 		return errors.New("need -rounds >= 1, -workers >= 1 and at least one of -small, -large > 0")
+	}
+	if st.bandwidth < 0 || st.bandwidthWorkers < 1 {
+		return errors.New("need -bandwidth >= 0 and -bandwidth-workers >= 1")
 	}
 	for _, v := range st.variants {
 		if !slices.Contains(knownVariants, v) {
@@ -179,7 +191,7 @@ func run(ctx context.Context, argv []string, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dataRoot)
-	if slices.Contains(st.variants, pipeline) && st.binary == "" {
+	if (slices.Contains(st.variants, pipeline) || bandwidthCase(st)) && st.binary == "" {
 		if st.binary, err = buildBinary(ctx, dataRoot); err != nil {
 			return err
 		}
@@ -203,12 +215,17 @@ func run(ctx context.Context, argv []string, out io.Writer) error {
 	fmt.Fprintf(out, "          at %s, region %s (same machine: MinIO and the bench share the CPUs)\n", srv.Endpoint, miniotest.Region)
 	fmt.Fprintf(out, "          data under %s (%s)\n", dataRoot, fsKind(dataRoot))
 	var tox *toxiproxy
-	if st.latency > 0 && st.small > 0 {
+	if (st.latency > 0 && st.small > 0) || bandwidthCase(st) {
 		if tox, err = startToxiproxy(ctx, dataRoot); err != nil {
 			return err
 		}
 		defer tox.Close()
-		fmt.Fprintf(out, "toxiproxy: %s, +%s on every response of the latency cases\n", tox.api, st.latency)
+		if st.latency > 0 && st.small > 0 {
+			fmt.Fprintf(out, "toxiproxy: %s, +%s on every response of the latency cases\n", tox.api, st.latency)
+		}
+		if bandwidthCase(st) {
+			fmt.Fprintf(out, "toxiproxy: %s, %d KB/s per connection on MinIO's responses in the capped large case\n", tox.api, st.bandwidth)
+		}
 	}
 
 	b, err := newBench(ctx, srv, tox, st, dataRoot)
@@ -223,7 +240,7 @@ func run(ctx context.Context, argv []string, out io.Writer) error {
 	for round := 1; round <= st.rounds; round++ {
 		for _, c := range b.cases {
 			// Rotate the order, so no variant always runs first or last.
-			order := slices.Clone(st.variants)
+			order := slices.Clone(c.variantsOf(st.variants))
 			k := (round - 1) % len(order)
 			order = append(order[k:], order[:k]...)
 			for _, v := range order {
@@ -239,12 +256,14 @@ func run(ctx context.Context, argv []string, out io.Writer) error {
 	}
 
 	sum := summarize(b.cases, st.variants, results)
-	fmt.Fprintf(out, "\nMedians over %d round(s); ratio = files/s over the plain loop's (deferred, batched deletes) in the same case;\n", st.rounds)
+	fmt.Fprintf(out, "\nMedians over %d round(s); ratio = files/s over the plain loop's (deferred, batched deletes) in the same case\n", st.rounds)
+	fmt.Fprintf(out, "(in the capped large case: over the single-stream pipeline's);\n")
 	fmt.Fprintf(out, "CPU per file = user+sys of the variant's process / files; requests counted by MinIO; peak RSS the highest of the runs.\n\n")
 	writeTable(out, sum)
+	writeLargeGoals(out, b.cases, sum)
 	fmt.Fprintf(out, "\nS3 requests of each variant's last run, as MinIO counted them:\n")
 	for _, c := range b.cases {
-		for _, v := range st.variants {
+		for _, v := range c.variantsOf(st.variants) {
 			for _, r := range slices.Backward(results) {
 				if r.caseName == c.name && r.variant == v {
 					fmt.Fprintf(out, "  %-16s  %-8s  %s\n", c.name, v, r.requests)
@@ -291,6 +310,7 @@ type benchCase struct {
 	connName   string
 	conn       *connector.Connection
 	configFile string
+	capped     // the bandwidth-capped large case's own settings (large.go)
 }
 
 type bench struct {
@@ -372,6 +392,13 @@ func newBench(ctx context.Context, srv *miniotest.Server, tox *toxiproxy, st set
 			return nil, err
 		}
 		addCase(s, 0, st.workers)
+		if bandwidthCase(st) {
+			c, err := newCappedCase(ctx, tox, srv.Endpoint, s, st)
+			if err != nil {
+				return nil, err
+			}
+			b.cases = append(b.cases, c)
+		}
 	}
 	for _, c := range b.cases {
 		externalID, err := connector.NewExternalID()
@@ -400,6 +427,9 @@ func newBench(ctx context.Context, srv *miniotest.Server, tox *toxiproxy, st set
 			return nil, err
 		}
 		if c.configFile, err = writeConfig(dataRoot, c, externalID); err != nil {
+			return nil, err
+		}
+		if err := c.writeSingleStreamConfig(); err != nil {
 			return nil, err
 		}
 	}
@@ -462,9 +492,9 @@ func (b *bench) measure(ctx context.Context, c *benchCase, variant string, round
 		return res, err
 	}
 	var runErr error
-	if variant == pipeline {
+	if variant == pipeline || variant == single {
 		var ru *syscall.Rusage
-		res.files, res.elapsed, ru, runErr = pipelineRun(ctx, b.st.binary, c)
+		res.files, res.elapsed, ru, runErr = pipelineRun(ctx, b.st.binary, c.forVariant(variant))
 		res.bytes = int64(res.files) * int64(s.size)
 		if ru != nil {
 			res.cpu = cpuTime(ru)

@@ -18,10 +18,12 @@ type row struct {
 	caseName, set, variant string
 	latency                time.Duration
 	workers, files, runs   int
+	bandwidth              int // KB/s per connection; 0: no cap
 	filesPerSec, mbPerSec  float64
-	// ratio is filesPerSec over the plain loop's in the same case (NaN
-	// without a plain loop).
+	// ratio is filesPerSec over the base variant's in the same case, the
+	// plain loop's unless the case says otherwise (NaN without it).
 	ratio      float64
+	base       string
 	cpuPerFile float64 // ms
 	reqPerFile float64
 	peakRSS    uint64
@@ -31,9 +33,10 @@ func summarize(cases []*benchCase, variants []string, results []result) []row {
 	var rows []row
 	for _, c := range cases {
 		var caseRows []row
-		for _, v := range variants {
+		for _, v := range c.variantsOf(variants) {
 			var fps, mbps, cpu, req []float64
-			r := row{caseName: c.name, set: c.set.name, variant: v, latency: c.latency, workers: c.workers, files: c.set.n}
+			r := row{caseName: c.name, set: c.set.name, variant: v, latency: c.latency, workers: c.workers, files: c.set.n,
+				bandwidth: c.bandwidth, base: c.ratioBase()}
 			for _, res := range results {
 				if res.caseName == c.name && res.variant == v {
 					fps = append(fps, res.filesPerSec())
@@ -49,7 +52,7 @@ func summarize(cases []*benchCase, variants []string, results []result) []row {
 		}
 		base := math.NaN()
 		for _, r := range caseRows {
-			if r.variant == plain {
+			if r.variant == r.base {
 				base = r.filesPerSec
 			}
 		}
@@ -62,14 +65,18 @@ func summarize(cases []*benchCase, variants []string, results []result) []row {
 }
 
 func writeTable(w io.Writer, rows []row) {
-	const f = "%-9s  %-8s  %7v  %7v  %9v  %8v  %10v  %11v  %8v  %8v\n"
-	fmt.Fprintf(w, f, "set", "variant", "workers", "latency", "files/s", "MB/s", "vs plain", "CPU ms/file", "req/file", "peak RSS")
+	const f = "%-9s  %-8s  %7v  %11v  %9v  %8v  %12v  %11v  %8v  %8v\n"
+	fmt.Fprintf(w, f, "set", "variant", "workers", "latency/cap", "files/s", "MB/s", "ratio", "CPU ms/file", "req/file", "peak RSS")
 	for _, r := range rows {
 		ratio := "-"
 		if !math.IsNaN(r.ratio) {
-			ratio = fmt.Sprintf("%.2f×", r.ratio)
+			ratio = fmt.Sprintf("%.2f× %s", r.ratio, r.base)
 		}
-		fmt.Fprintf(w, f, fmt.Sprintf("%s %d", r.set, r.files), r.variant, r.workers, latencyName(r.latency), f1(r.filesPerSec), f1(r.mbPerSec),
+		lat := latencyName(r.latency)
+		if r.bandwidth > 0 {
+			lat = f1(float64(r.bandwidth)/1000) + " MB/s" // toxiproxy's KB are 1,000 bytes
+		}
+		fmt.Fprintf(w, f, fmt.Sprintf("%s %d", r.set, r.files), r.variant, r.workers, lat, f1(r.filesPerSec), f1(r.mbPerSec),
 			ratio, f3(r.cpuPerFile), f2(r.reqPerFile), f1(mib(r.peakRSS))+" MiB")
 	}
 }
@@ -80,10 +87,10 @@ func writeOutputs(dir string, rows []row, results []result, latency time.Duratio
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	summary := [][]string{{"set", "files", "variant", "workers", "latency_ms", "runs", "files_per_s", "mb_per_s", "ratio_to_plain", "cpu_ms_per_file", "requests_per_file", "peak_rss_mib"}}
+	summary := [][]string{{"set", "files", "variant", "workers", "latency_ms", "bandwidth_kb_per_s", "runs", "files_per_s", "mb_per_s", "ratio", "ratio_over", "cpu_ms_per_file", "requests_per_file", "peak_rss_mib"}}
 	for _, r := range rows {
 		summary = append(summary, []string{r.set, strconv.Itoa(r.files), r.variant, strconv.Itoa(r.workers), strconv.FormatInt(r.latency.Milliseconds(), 10),
-			strconv.Itoa(r.runs), f1(r.filesPerSec), f1(r.mbPerSec), f3(r.ratio), f3(r.cpuPerFile), f2(r.reqPerFile), f1(mib(r.peakRSS))})
+			strconv.Itoa(r.bandwidth), strconv.Itoa(r.runs), f1(r.filesPerSec), f1(r.mbPerSec), f3(r.ratio), r.base, f3(r.cpuPerFile), f2(r.reqPerFile), f1(mib(r.peakRSS))})
 	}
 	runs := [][]string{{"round", "set", "variant", "workers", "latency_ms", "files", "bytes", "seconds", "files_per_s", "cpu_ms_per_file", "requests", "peak_rss_mib", "requests_by_api"}}
 	for _, r := range results {

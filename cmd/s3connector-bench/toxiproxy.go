@@ -19,8 +19,8 @@ import (
 )
 
 // toxiproxy is a running toxiproxy-server (built by `make bench-tools`),
-// driven through its HTTP API: one proxy per added latency, in front of
-// MinIO, with a latency toxic on the responses.
+// driven through its HTTP API: proxies in front of MinIO, one with a
+// latency toxic on the responses, one with a bandwidth toxic.
 type toxiproxy struct {
 	api  string
 	cmd  *exec.Cmd
@@ -74,6 +74,21 @@ func startToxiproxy(ctx context.Context, dir string) (*toxiproxy, error) {
 // proxy makes a proxy to upstream (an http://host:port endpoint) that
 // delays every response chunk by latency, and returns its endpoint.
 func (t *toxiproxy) proxy(ctx context.Context, name, upstream string, latency time.Duration) (string, error) {
+	return t.proxyWith(ctx, name, upstream, map[string]any{"name": "latency", "type": "latency", "stream": "downstream", "toxicity": 1.0,
+		"attributes": map[string]any{"latency": latency.Milliseconds(), "jitter": 0}})
+}
+
+// bandwidthProxy makes a proxy to upstream that passes the responses of
+// every connection at rate KB/s (toxiproxy's KB: 1,000 bytes): its
+// bandwidth toxic runs once per connection (a link of its own), so
+// the cap is per connection and n connections get n times the rate, as
+// from S3. Requests (upstream) are not capped.
+func (t *toxiproxy) bandwidthProxy(ctx context.Context, name, upstream string, rate int) (string, error) {
+	return t.proxyWith(ctx, name, upstream, map[string]any{"name": "bandwidth", "type": "bandwidth", "stream": "downstream", "toxicity": 1.0,
+		"attributes": map[string]any{"rate": rate}})
+}
+
+func (t *toxiproxy) proxyWith(ctx context.Context, name, upstream string, toxic map[string]any) (string, error) {
 	u, err := url.Parse(upstream)
 	if err != nil {
 		return "", err
@@ -86,8 +101,6 @@ func (t *toxiproxy) proxy(ctx context.Context, name, upstream string, latency ti
 	if err := t.call(ctx, http.MethodPost, "/proxies", map[string]any{"name": name, "listen": listen, "upstream": u.Host, "enabled": true}); err != nil {
 		return "", err
 	}
-	toxic := map[string]any{"name": "latency", "type": "latency", "stream": "downstream", "toxicity": 1.0,
-		"attributes": map[string]any{"latency": latency.Milliseconds(), "jitter": 0}}
 	if err := t.call(ctx, http.MethodPost, "/proxies/"+name+"/toxics", toxic); err != nil {
 		return "", err
 	}
