@@ -37,19 +37,24 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	// The daemon with a data_dir may start with no active connection of
-	// the file: the store's and the admin API's come with it.
-	var conns []config.Connection
-	if *once || cfg.DataDir == "" {
-		if conns, err = activeConnections(cfg, *name, *configFile); err != nil {
-			return err
-		}
-	}
 	log, err := newLogger(stderr, cfg.Log)
 	if err != nil {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck // stderr
+	// The daemon with a data_dir may start with no active connection of
+	// the file: the store's and the admin API's come with it.
+	var conns []config.Connection
+	switch {
+	case *once:
+		if conns, err = onceConnections(ctx, cfg, *name, *configFile, stdout, log); err != nil {
+			return err
+		}
+	case cfg.DataDir == "":
+		if conns, err = activeConnections(cfg, "", *configFile); err != nil {
+			return err
+		}
+	}
 
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg)
