@@ -109,7 +109,7 @@ type API struct {
 	audit    *zap.Logger
 	mux      *http.ServeMux
 	handler  http.Handler
-	template config.Connection
+	template atomic.Pointer[config.Connection] // with the file's defaults
 }
 
 // New checks opts and builds the API.
@@ -163,13 +163,14 @@ func New(opts Options) (*API, error) {
 		return nil, err
 	}
 	a := &API{
-		opts:     opts,
-		hosts:    hosts,
-		limiter:  newLimiter(opts.now, opts.ValidationInterval, opts.ValidationsPerMin, opts.ValidationBurst),
-		log:      opts.Logger,
-		audit:    opts.Logger.Named("audit"),
-		template: withDefaults(opts.Template),
+		opts:    opts,
+		hosts:   hosts,
+		limiter: newLimiter(opts.now, opts.ValidationInterval, opts.ValidationsPerMin, opts.ValidationBurst),
+		log:     opts.Logger,
+		audit:   opts.Logger.Named("audit"),
 	}
+	t := withDefaults(opts.Template)
+	a.template.Store(&t)
 	a.tokens.Store(opts.Tokens)
 	a.mux = a.routes()
 	a.handler = a.guard(a.mux)
@@ -191,6 +192,22 @@ func (a *API) SetTokens(t *Tokens) {
 	}
 	a.tokens.Store(t)
 }
+
+// SetTemplate replaces the operator's connection template, for a reload:
+// the connections' IAM setup, validation and error routes use it from the
+// next request on (the daemon's supervisor runs them with it too). An
+// invalid template is refused and the running one kept.
+func (a *API) SetTemplate(t config.Connection) error {
+	if err := checkTemplate(a.opts.PrincipalARN, t); err != nil {
+		return err
+	}
+	t = withDefaults(t)
+	a.template.Store(&t)
+	return nil
+}
+
+// tmpl is the current connection template.
+func (a *API) tmpl() config.Connection { return *a.template.Load() }
 
 // Handler is the API with its guards (authentication, Host and Origin,
 // headers, body limit), for Serve or a test server.

@@ -215,7 +215,7 @@ func (a *API) allConnections(ctx context.Context) ([]config.Connection, error) {
 	}
 	out := append([]config.Connection(nil), a.opts.ConfigConnections()...)
 	for _, c := range stored {
-		out = append(out, c.ConfigConnection(a.template))
+		out = append(out, c.ConfigConnection(a.tmpl()))
 	}
 	return out, nil
 }
@@ -227,7 +227,7 @@ func (a *API) allConnections(ctx context.Context) ([]config.Connection, error) {
 func (a *API) sync(ctx context.Context, c store.Connection) error {
 	var err error
 	if c.Status == store.StatusActive {
-		err = a.opts.Supervisor.Apply(ctx, c.ConfigConnection(a.template))
+		err = a.opts.Supervisor.Apply(ctx, c.ConfigConnection(a.tmpl()))
 	} else {
 		err = a.opts.Supervisor.Remove(ctx, c.Name)
 	}

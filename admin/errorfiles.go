@@ -199,7 +199,7 @@ func (a *API) runConnection(ctx context.Context, name string) (config.Connection
 	if err != nil {
 		return config.Connection{}, storeError(err)
 	}
-	return c.ConfigConnection(a.template), nil
+	return c.ConfigConnection(a.tmpl()), nil
 }
 
 // requeueError maps ErrorFiles.Requeue's errors to answers.

@@ -45,7 +45,7 @@ func (a *API) iamSetup(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return storeError(err)
 		}
-		cc = c.ConfigConnection(a.template)
+		cc = c.ConfigConnection(a.tmpl())
 	}
 	if cc.ExternalID == "" {
 		return errorf(http.StatusConflict, CodeConflict, fmt.Sprintf("connection %q has no external_id yet (a draft of the configuration file): generate one with `s3connector connection new`", name))

@@ -73,7 +73,7 @@ func (a *API) validateConnection(w http.ResponseWriter, r *http.Request) error {
 	defer release()
 
 	fingerprint := c.Fingerprint()
-	cc := c.ConfigConnection(a.template)
+	cc := c.ConfigConnection(a.tmpl())
 	// The result is recorded even if the client goes away; the deadline
 	// bounds it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), a.opts.ValidationTimeout)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -65,6 +66,11 @@ type apiAnswer struct {
 // demo does, for the test log.
 func call(t *testing.T, addr, method, path, body string) *apiAnswer {
 	t.Helper()
+	return callWith(t, adminToken, addr, method, path, body)
+}
+
+func callWith(t *testing.T, token, addr, method, path, body string) *apiAnswer {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -73,7 +79,7 @@ func call(t *testing.T, addr, method, path, body string) *apiAnswer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -236,7 +242,7 @@ func TestDaemonStoredConnectionThroughAdminAPI(t *testing.T) {
 		t.Errorf("store file: %v, %v", info, err)
 	}
 
-	startDaemon(t, cfg, listen)
+	d = startDaemon(t, cfg, listen)
 	var conn struct {
 		Status   string `json:"status"`
 		Source   string `json:"source"`
@@ -260,6 +266,69 @@ func TestDaemonStoredConnectionThroughAdminAPI(t *testing.T) {
 		_, err := os.Stat(filepath.Join(importDir, "acme", "c.csv"))
 		return err == nil && len(f.keys(t, "imports/archive/")) == 3
 	})
+
+	// SIGHUP applies a rotated token file and a changed template: the
+	// old token is refused, and the stored connection now imports into the
+	// template's new directory.
+	const newToken = "rotated-token-0123456789abcdef0123456789abcdef"
+	newTokenFile := filepath.Join(t.TempDir(), "rotated-token")
+	if err := os.WriteFile(newTokenFile, []byte(newToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newImportDir := t.TempDir()
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = regexp.MustCompile(`token_files: \[.*\]`).ReplaceAll(b, []byte("token_files: ["+newTokenFile+"]"))
+	if err := os.WriteFile(cfg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	setConfig(t, cfg, "path: "+importDir, "path: "+newImportDir)
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the old token refused after SIGHUP", func() bool {
+		return callWith(t, adminToken, adminAddr, "GET", "/api/v1/connections", "").Code == http.StatusUnauthorized
+	})
+	callWith(t, newToken, adminAddr, "GET", "/api/v1/connections/acme", "").want(t, http.StatusOK)
+	if err := f.srv.Put(t.Context(), f.bucket, "imports/e.csv", []byte("5\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the file uploaded after the reload imported into the new template's directory", func() bool {
+		got, err := os.ReadFile(filepath.Join(newImportDir, "acme", "e.csv"))
+		return err == nil && string(got) == "5\n"
+	})
+	if _, err := os.Stat(filepath.Join(importDir, "acme", "e.csv")); err == nil {
+		t.Errorf("e.csv was imported into the old template's directory")
+	}
+	importDir = newImportDir
+
+	// run --once: while the daemon holds the store, its connections are
+	// the daemon's to run; once it has stopped, run --once runs them too.
+	stdout, stderr, code := runCLI(t, "run", "--once", "--config", cfg)
+	if code == 0 || !strings.Contains(stdout, "stored connections skipped") || !strings.Contains(stderr, "no connection") {
+		t.Errorf("run --once next to the daemon: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	if _, stderr, code := runCLI(t, "run", "--once", "--config", cfg, "--connection", "acme"); code == 0 || !strings.Contains(stderr, "daemon") {
+		t.Errorf("run --once --connection acme next to the daemon: exit %d: %s", code, stderr)
+	}
+	if err := d.signalAndWait(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("daemon exit: %v", err)
+	}
+	if err := f.srv.Put(t.Context(), f.bucket, "imports/d.csv", []byte("4\n")); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = runCLI(t, "run", "--once", "--config", cfg, "--connection", "acme")
+	if code != 0 || !strings.Contains(stdout, "acme: listed 1, imported 1, archived 1") {
+		t.Errorf("run --once --connection acme: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	if got, err := os.ReadFile(filepath.Join(importDir, "acme", "d.csv")); err != nil || string(got) != "4\n" {
+		t.Errorf("run --once imported d.csv = %q, %v", got, err)
+	}
+	if _, stderr, code := runCLI(t, "run", "--once", "--config", cfg, "--connection", "nobody"); code != 2 || !strings.Contains(stderr, "in the store of data_dir") {
+		t.Errorf("run --once --connection nobody: exit %d: %s", code, stderr)
+	}
 }
 
 // validateWhenAllowed validates once the per-connection interval

@@ -77,7 +77,7 @@ func (d *daemon) serve(ctx context.Context, cfg *config.Config) error {
 		}()
 	}
 	d.sup = supervisor.New(supervisor.Options{Platform: d.platform, Metrics: d.metrics, Logger: d.log})
-	d.wanted = &wanted{sup: d.sup, template: cfg.Admin.Template.Connection(), log: d.log}
+	d.wanted = &wanted{sup: d.sup, log: d.log, template: cfg.Admin.Template.Connection()}
 	if st != nil {
 		d.wanted.store = st
 	}
@@ -176,6 +176,11 @@ func (d *daemon) reload() (time.Duration, bool) {
 			err = fmt.Errorf("admin.token_files: %w", err)
 		}
 	}
+	if err == nil && d.admin != nil {
+		if err = d.admin.api.SetTemplate(cfg.Admin.Template.Connection()); err != nil {
+			err = fmt.Errorf("admin.template: %w", err)
+		}
+	}
 	d.metrics.ConfigReload(err == nil, time.Now())
 	if err != nil {
 		d.log.Error("configuration reload failed; keeping the running configuration", zap.Error(err))
@@ -198,13 +203,14 @@ func (d *daemon) warnRestart(cfg *config.Config) {
 	}
 	oldAdmin, newAdmin := old.Admin, cfg.Admin
 	oldAdmin.TokenFiles, newAdmin.TokenFiles = nil, nil
+	oldAdmin.Template, newAdmin.Template = config.Template{}, config.Template{}
 	switch {
 	case cfg.DataDir != old.DataDir:
 		d.log.Warn("data_dir changed: it takes effect at the next start; the daemon keeps its open store", zap.String("data_dir", old.DataDir))
 	case old.Admin.Enabled() != cfg.Admin.Enabled():
 		d.log.Warn("admin API turned on or off by admin.token_files: it takes effect at the next start")
 	case !reflect.DeepEqual(oldAdmin, newAdmin):
-		d.log.Warn("admin section changed (listen, allowed hosts, TLS or template): it takes effect at the next start; only the token files are read again on reload")
+		d.log.Warn("admin section changed (listen, allowed hosts or TLS): it takes effect at the next start; the token files and the template are applied on reload")
 	case cfg.PrincipalARN != old.PrincipalARN && d.admin != nil:
 		d.log.Warn("principal_arn changed: connections use it now; the admin API shows the new one in trust policies after the next start")
 	}
@@ -220,7 +226,7 @@ func (d *daemon) apply(cfg *config.Config) {
 	// the stored ones that clash are left out; Apply refuses only those,
 	// and after Stop, which has not been called yet. A store that cannot
 	// be listed leaves the running set as it is.
-	if err := d.wanted.setFile(context.Background(), cfg.PrincipalARN, cfg.Connections); err != nil {
+	if err := d.wanted.setFile(context.Background(), cfg.PrincipalARN, cfg.Connections, cfg.Admin.Template.Connection()); err != nil {
 		d.log.Error("cannot apply the configuration", zap.Error(err))
 	}
 }
