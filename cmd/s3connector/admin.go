@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -54,24 +55,26 @@ func openStore(cfg *config.Config, log *zap.Logger) (*store.Bolt, error) {
 // told beyond "something changed", since the change is stored already and
 // the store is the truth.
 type wanted struct {
-	sup      *supervisor.Supervisor
-	store    store.Store // nil: no data_dir
-	template config.Connection
-	log      *zap.Logger
+	sup   *supervisor.Supervisor
+	store store.Store // nil: no data_dir
+	log   *zap.Logger
 
 	mu        sync.Mutex
 	principal string
 	file      []config.Connection
+	template  config.Connection
 	// leftOut holds the active stored connections not run, by name, with
 	// the problems that keep them out (checkStored).
 	leftOut map[string][]string
 }
 
-// setFile takes a (re)loaded configuration's connections and applies.
-func (w *wanted) setFile(ctx context.Context, principal string, conns []config.Connection) error {
+// setFile takes a (re)loaded configuration's principal, connections and
+// admin template, and applies: the stored connections run with the new
+// template from now on.
+func (w *wanted) setFile(ctx context.Context, principal string, conns []config.Connection, template config.Connection) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.principal, w.file = principal, conns
+	w.principal, w.file, w.template = principal, conns, template
 	return w.applyLocked(ctx)
 }
 
@@ -203,22 +206,43 @@ func (w *wanted) State(name string, stored bool) (admin.RunState, bool) {
 	return rs, true
 }
 
-// errorFiles is admin.ErrorFiles on archive.Mover: a connection of its
-// own (connector.New) per request, as `s3connector requeue` does.
+// errorFiles is admin.ErrorFiles on archive.Mover, with a connection
+// (connector.New) per connection's settings, kept between requests so that
+// paging through error/ and requeueing reuse its cached credentials
+// instead of an AssumeRole each (the platform's STS quota). A change of any
+// setting makes a new one.
 type errorFiles struct {
 	platform  aws.Config
 	principal string
+
+	mu    sync.Mutex
+	conns map[string]*connector.Connection // by the settings' JSON
 }
 
-func (e errorFiles) mover(c config.Connection) (*archive.Mover, *connector.Connection, error) {
-	conn, err := connector.New(e.platform, e.principal, c)
+// maxErrorFileConns bounds errorFiles' cache; past it, it starts afresh.
+const maxErrorFileConns = 64
+
+func (e *errorFiles) mover(c config.Connection) (*archive.Mover, *connector.Connection, error) {
+	key, err := json.Marshal(c)
 	if err != nil {
 		return nil, nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	conn, ok := e.conns[string(key)]
+	if !ok {
+		if conn, err = connector.New(e.platform, e.principal, c); err != nil {
+			return nil, nil, err
+		}
+		if e.conns == nil || len(e.conns) >= maxErrorFileConns {
+			e.conns = map[string]*connector.Connection{}
+		}
+		e.conns[string(key)] = conn
 	}
 	return &archive.Mover{S3: conn.S3(), Bucket: c.Bucket, BasePath: c.BasePath}, conn, nil
 }
 
-func (e errorFiles) List(ctx context.Context, c config.Connection, limit int) ([]admin.ErrorFile, error) {
+func (e *errorFiles) List(ctx context.Context, c config.Connection, limit int) ([]admin.ErrorFile, error) {
 	m, conn, err := e.mover(c)
 	if err != nil {
 		return nil, err
@@ -238,7 +262,7 @@ func (e errorFiles) List(ctx context.Context, c config.Connection, limit int) ([
 	return out, nil
 }
 
-func (e errorFiles) Requeue(ctx context.Context, c config.Connection, key string) (string, error) {
+func (e *errorFiles) Requeue(ctx context.Context, c config.Connection, key string) (string, error) {
 	m, conn, err := e.mover(c)
 	if err != nil {
 		return "", err
@@ -288,10 +312,10 @@ func (d *daemon) startAdmin(ctx context.Context, cfg *config.Config, st store.St
 		Store:             st,
 		Validator:         admin.ConnectorValidator{Platform: d.platform, PrincipalARN: cfg.PrincipalARN},
 		Supervisor:        w,
-		ErrorFiles:        errorFiles{platform: d.platform, principal: cfg.PrincipalARN},
+		ErrorFiles:        &errorFiles{platform: d.platform, principal: cfg.PrincipalARN},
 		ConfigConnections: w.fileConnections,
 		PrincipalARN:      cfg.PrincipalARN,
-		Template:          w.template,
+		Template:          cfg.Admin.Template.Connection(),
 		Tokens:            tokens,
 		AllowedHosts:      cfg.Admin.AllowedHosts,
 		Logger:            d.log,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/s3connector/s3connector/admin"
 	"github.com/s3connector/s3connector/config"
+	"github.com/s3connector/s3connector/connector"
 	"github.com/s3connector/s3connector/store"
 	"github.com/s3connector/s3connector/supervisor"
 )
@@ -62,5 +64,43 @@ func TestWantedCheckStored(t *testing.T) {
 	}
 	if st, ok := w.State("draft", true); ok {
 		t.Errorf("a draft shows a run state %+v", st)
+	}
+}
+
+// The admin API's error routes keep one connection per connection's
+// settings: paging and requeueing do not assume the role on every request
+// (each AssumeRole spends the platform's STS quota); a changed setting gets
+// a connection of its own. The STS requests are counted on a recording
+// proxy in front of MinIO's STS.
+func TestErrorFilesReuseTheConnection(t *testing.T) {
+	f := newRunFixture(t, nil)
+	path := f.config(t, freeAddr(t), "      type: discard\n")
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := f.srv.NewProxy(t)
+	c := cfg.Connections[0]
+	c.STSEndpoint = proxy.URL
+	platform, err := connector.LoadPlatformConfig(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &errorFiles{platform: platform, principal: cfg.PrincipalARN}
+	assumes := func() int { return len(proxy.Matching(http.MethodPost, "")) }
+	for range 3 {
+		if _, err := e.List(t.Context(), c, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := assumes(); n != 1 {
+		t.Errorf("3 listings of error/ assumed the role %d times, want 1", n)
+	}
+	c.Workers++
+	if _, err := e.List(t.Context(), c, 10); err != nil {
+		t.Fatal(err)
+	}
+	if n := assumes(); n != 2 {
+		t.Errorf("after a settings change: %d AssumeRole requests, want 2", n)
 	}
 }
