@@ -431,6 +431,10 @@ func (c *Connection) deleteMarker(ctx context.Context, m markerObject) error {
 // returns err saying which are left behind: stuck and those it could not
 // remove.
 func (c *Connection) removeMarkers(ctx context.Context, err error, left []markerObject, stuck ...string) error {
+	// A validation cancelled part-way (the daemon stopping, a client gone)
+	// still removes its markers: they are ours, in the customer's archive/.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	for _, m := range left {
 		if c.deleteMarker(ctx, m) != nil {
 			stuck = append(stuck, m.key)

@@ -505,3 +505,39 @@ func TestValidateRemovesStaleMarkers(t *testing.T) {
 		t.Errorf("archive/ holds %q, want only the archived file", keys)
 	}
 }
+
+// A validation cancelled part-way (the daemon stopping while it validates)
+// still removes the marker it wrote: the proxy cancels the validation's
+// context as the marker is read back.
+func TestValidateCancelledRemovesItsMarker(t *testing.T) {
+	srv := needMinIO(t)
+	bucket := "validate-cancelled"
+	seed(t, srv, bucket, "imports/a.csv")
+	rec := newRecorder(t, srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec.Answer(func(r *http.Request) (int, string, bool) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, markerPrefix) {
+			cancel()
+		}
+		return 0, "", false
+	})
+	user, secret := newUser(t, srv, bucketPolicy(bucket, "s3:GetObject", "s3:PutObject", "s3:DeleteObject"))
+	c := minioConnection(rec.URL, "validate-cancelled", bucket, "imports/")
+	c.STSEndpoint = srv.Endpoint
+	conn, err := New(platformConfig(user, secret), platformPrincipal, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Validate(ctx) //nolint:errcheck // cancelled: whatever it reports
+	if ctx.Err() == nil {
+		t.Fatal("the marker was never read back: nothing was cancelled")
+	}
+	keys, err := srv.Keys(context.Background(), bucket, "imports/archive/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 0 {
+		t.Errorf("a cancelled validation left %q in archive/", keys)
+	}
+}
