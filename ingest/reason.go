@@ -82,7 +82,7 @@ func publicMoveReason(op string, denied bool) string {
 // logged with its stack and counted, and the file goes to error/ with a
 // report saying the importer crashed (I4 does not apply: a crash on one
 // file's content is repeated on every retry).
-func (ru *run) importSafely(ctx context.Context, log *zap.Logger, f File, body io.Reader) (err error) {
+func (ru *run) importSafely(ctx context.Context, log fileLog, f File, body io.Reader) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			ru.r.metrics.PanicRecovered(ru.r.name)

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/s3connector/s3connector/archive"
 	"github.com/s3connector/s3connector/connector"
@@ -425,7 +426,7 @@ func (ru *run) leaveOut(ctx context.Context, f File) (bool, error) {
 // by an earlier run (its move failed) is only moved.
 func (ru *run) process(ctx context.Context, f File) result {
 	r := ru.r
-	log := ru.log.With(zap.String("key", f.Key))
+	log := fileLog{ru.log, f.Key}
 	if r.metrics != nil {
 		r.metrics.WorkerBusy(r.name, 1)
 		defer r.metrics.WorkerBusy(r.name, -1)
@@ -509,7 +510,7 @@ func (ru *run) process(ctx context.Context, f File) result {
 // delete is left when the copy exists; otherwise the file is copied again
 // (to the same name, see archive.DestKey). An archive copy that keeps
 // failing is given up on after max_attempts: the file goes to error/.
-func (ru *run) finishMove(ctx context.Context, log *zap.Logger, f File, rec *fileRecord) result {
+func (ru *run) finishMove(ctx context.Context, log fileLog, f File, rec *fileRecord) result {
 	r := ru.r
 	src := archive.Source{Bucket: r.bucket, Key: f.Key, RelKey: f.RelKey, ETag: f.ETag, Modified: f.LastModified, Size: f.Size}
 	if rec.Copied != "" {
@@ -538,7 +539,7 @@ func (ru *run) finishMove(ctx context.Context, log *zap.Logger, f File, rec *fil
 }
 
 // tooLarge sends a file above max_file_size to error/ without reading it.
-func (ru *run) tooLarge(ctx context.Context, log *zap.Logger, f File) result {
+func (ru *run) tooLarge(ctx context.Context, log fileLog, f File) result {
 	r := ru.r
 	src, res, ok := ru.head(ctx, log, f)
 	if !ok {
@@ -552,7 +553,7 @@ func (ru *run) tooLarge(ctx context.Context, log *zap.Logger, f File) result {
 // head reads what a move keeps of a file (encryption, storage class,
 // version) without its body, pinned to the listed ETag. When it fails, ok
 // is false and res is the file's outcome.
-func (ru *run) head(ctx context.Context, log *zap.Logger, f File) (src archive.Source, res result, ok bool) {
+func (ru *run) head(ctx context.Context, log fileLog, f File) (src archive.Source, res result, ok bool) {
 	r := ru.r
 	src = archive.Source{Bucket: r.bucket, Key: f.Key, RelKey: f.RelKey, ETag: f.ETag, Modified: f.LastModified, Size: f.Size}
 	out, err := r.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &r.bucket, Key: aws.String(f.Key), IfMatch: aws.String(f.ETag)})
@@ -576,7 +577,7 @@ func (ru *run) head(ctx context.Context, log *zap.Logger, f File) (src archive.S
 // skip leaves a file that cannot be read at all (SSE-C, an archive storage
 // class) in the inbox, reported but without failing the run, and records
 // it so that the next runs leave it out until its next try.
-func (ru *run) skip(ctx context.Context, log *zap.Logger, f File, reason string, cause error) outcome {
+func (ru *run) skip(ctx context.Context, log fileLog, f File, reason string, cause error) outcome {
 	r := ru.r
 	next := r.now().Add(r.stuckRetry)
 	log.Warn("file cannot be read; it stays in the inbox and is tried again later",
@@ -594,7 +595,7 @@ func (ru *run) skip(ctx context.Context, log *zap.Logger, f File, reason string,
 
 // transient handles a transient failure: the file stays in the inbox,
 // unless max_attempts is reached, then it goes to error/ with a report.
-func (ru *run) transient(ctx context.Context, log *zap.Logger, f File, src *archive.Source, cause error) outcome {
+func (ru *run) transient(ctx context.Context, log fileLog, f File, src *archive.Source, cause error) outcome {
 	r := ru.r
 	if ctx.Err() != nil {
 		log.Info("file left in the inbox: run cancelled", zap.Error(cause))
@@ -637,7 +638,7 @@ func folderOf(verdict string) archive.Folder {
 }
 
 // move moves src to the folder of verdict (error/ with report).
-func (ru *run) move(ctx context.Context, log *zap.Logger, f File, src archive.Source, verdict string, report *archive.Report) outcome {
+func (ru *run) move(ctx context.Context, log fileLog, f File, src archive.Source, verdict string, report *archive.Report) outcome {
 	res, err := ru.r.mover.Move(ctx, src, folderOf(verdict), report)
 	code, reason := "", ""
 	if report != nil {
@@ -658,7 +659,7 @@ func (ru *run) move(ctx context.Context, log *zap.Logger, f File, src archive.So
 // cap(moveSlots) moves are in flight; RunUntil waits for all of them, and
 // a delete finishes even when the run is cancelled (archive.MoveAsync), so
 // a stopping run still finishes every move it started.
-func (ru *run) moveAsync(ctx context.Context, log *zap.Logger, f File, src archive.Source, verdict string, res result) result {
+func (ru *run) moveAsync(ctx context.Context, log fileLog, f File, src archive.Source, verdict string, res result) result {
 	ru.moveSlots <- struct{}{}
 	p, err := ru.r.mover.MoveAsync(ctx, src, folderOf(verdict), nil)
 	if err != nil {
@@ -676,7 +677,7 @@ func (ru *run) moveAsync(ctx context.Context, log *zap.Logger, f File, src archi
 
 // finishPending waits for a pending move's delete and records the outcome,
 // surviving a panic of its own as processSafely does.
-func (ru *run) finishPending(ctx context.Context, log *zap.Logger, f File, size int64, verdict string, p *archive.PendingMove) (out outcome) {
+func (ru *run) finishPending(ctx context.Context, log fileLog, f File, size int64, verdict string, p *archive.PendingMove) (out outcome) {
 	defer func() {
 		if v := recover(); v != nil {
 			ru.r.metrics.PanicRecovered(ru.r.name)
@@ -692,7 +693,7 @@ func (ru *run) finishPending(ctx context.Context, log *zap.Logger, f File, size 
 }
 
 // moved records a file that has left the inbox.
-func (ru *run) moved(ctx context.Context, log *zap.Logger, f File, size int64, verdict, dest, reason string) outcome {
+func (ru *run) moved(ctx context.Context, log fileLog, f File, size int64, verdict, dest, reason string) outcome {
 	if ru.state != nil {
 		if err := ru.state.clear(ctx, f); err != nil {
 			log.Warn("cannot clear the file's state record", zap.Error(err))
@@ -717,7 +718,7 @@ const (
 // next run only moves it (finishMove). A step denied by permissions or a
 // lock is a connection-level problem: the file is blocked, counted in its
 // metric, logged with advice, and tried again after stuck_retry.
-func (ru *run) moveFailed(ctx context.Context, log *zap.Logger, f File, verdict, code, reason string, err error) outcome {
+func (ru *run) moveFailed(ctx context.Context, log fileLog, f File, verdict, code, reason string, err error) outcome {
 	r := ru.r
 	var de *archive.DeleteError
 	isDelete := errors.As(err, &de)
@@ -789,6 +790,26 @@ func (r *Runner) done(o outcome, f File, bytes int64) outcome {
 	}
 	r.metrics.FileDone(r.name, label, bytes)
 	return o
+}
+
+// fileLog logs the lines about one file, each with the file's key. Made
+// for every file, it allocates nothing until a line is written: a file that
+// goes well logs nothing at info, where a zap.Logger.With per file would
+// build a logger and encode the key into a buffer of its own every time.
+type fileLog struct {
+	log *zap.Logger
+	key string
+}
+
+func (l fileLog) Debug(msg string, fields ...zap.Field) { l.write(zapcore.DebugLevel, msg, fields) }
+func (l fileLog) Info(msg string, fields ...zap.Field)  { l.write(zapcore.InfoLevel, msg, fields) }
+func (l fileLog) Warn(msg string, fields ...zap.Field)  { l.write(zapcore.WarnLevel, msg, fields) }
+func (l fileLog) Error(msg string, fields ...zap.Field) { l.write(zapcore.ErrorLevel, msg, fields) }
+
+func (l fileLog) write(level zapcore.Level, msg string, fields []zap.Field) {
+	if ce := l.log.Check(level, msg); ce != nil {
+		ce.Write(append([]zap.Field{zap.String("key", l.key)}, fields...)...)
+	}
 }
 
 // trackingReader remembers the first read error that is not io.EOF, so a
