@@ -234,7 +234,7 @@ func run(ctx context.Context, argv []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "\nEach run: reset (empty the bucket and MinIO's trash, seed the set with %d parallel PutObject), GC,\nthen time one pass over %s. MB = 10^6 bytes. CPU = user+sys of the variant's process during the run.\n\n", seedParallel, basePath)
 
-	const runRow = "%5v  %-16s  %-8s  %6v  %8v  %8v  %9v  %8v  %11v  %9v  %8v\n"
+	const runRow = "%5v  %-20s  %-8s  %6v  %8v  %8v  %9v  %8v  %11v  %9v  %8v\n"
 	fmt.Fprintf(out, runRow, "round", "case", "variant", "files", "MB", "seconds", "files/s", "MB/s", "CPU ms/file", "req/file", "RSS MiB")
 	var results []result
 	for round := 1; round <= st.rounds; round++ {
@@ -266,7 +266,7 @@ func run(ctx context.Context, argv []string, out io.Writer) error {
 		for _, v := range c.variantsOf(st.variants) {
 			for _, r := range slices.Backward(results) {
 				if r.caseName == c.name && r.variant == v {
-					fmt.Fprintf(out, "  %-16s  %-8s  %s\n", c.name, v, r.requests)
+					fmt.Fprintf(out, "  %-20s  %-8s  %s\n", c.name, v, r.requests)
 					break
 				}
 			}
