@@ -166,6 +166,9 @@ func New(platform aws.Config, principalARN string, c config.Connection, opts ...
 		// Objects written without a checksum (most S3-compatible stores,
 		// older AWS objects) are normal here; don't log each one.
 		o.DisableLogOutputChecksumValidationSkipped = true
+		// The bucket, region and endpoint never change: resolve each
+		// request's endpoint once, not twice per request (endpointCache).
+		o.EndpointResolverV2 = newEndpointCache(o.EndpointResolverV2)
 	}, func(so *s3.Options) {
 		if hook := o.hooks.S3Request; hook != nil {
 			so.APIOptions = append(so.APIOptions, requestHook(hook, c.Region))
