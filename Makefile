@@ -26,7 +26,7 @@ K8S_OPENAPI := $(TOOLS)/k8s-openapi
 
 export S3CONNECTOR_TOOLS := $(TOOLS)
 
-.PHONY: all build test check demo bench bench-quick bench-listing bench-tools tools clean
+.PHONY: all build test check demo bench bench-quick bench-listing bench-large bench-tools tools clean
 
 all: build
 
@@ -67,13 +67,23 @@ demo: $(TOOLS)/.minio-$(MINIO_VERSION) $(TOOLS)/.mc-$(MC_VERSION) build
 # round: 2,000 small files on loopback at 16 workers and behind toxiproxy
 # adding 20 ms at 16, 64 and 256 workers, then 20 large files on loopback.
 # One table, also written as CSV and an SVG chart to bench/out/. Then the Go
-# heap of one run over a 1 MiB and a 1 GiB object, then bench-listing.
+# heap of one run over a 1 MiB and a 1 GiB object, bench-listing and
+# bench-large.
 BENCH_SMALL := -small 2000 -latency 20ms -latency-workers 16,64,256 -workers 16 -out bench/out \
 	-binary bin/s3connector $(if $(wildcard /dev/shm),-minio-dir /dev/shm)
 bench: bench-tools build
 	$(GO) run ./cmd/s3connector-bench $(BENCH_SMALL) -large 20 -large-size 64MiB -rounds 5
 	$(GO) test -run '^$$' -bench RunPeakHeap -benchtime 2x ./ingest
-	$(MAKE) bench-listing
+	$(MAKE) bench-listing bench-large
+
+# Large files behind a per-connection bandwidth cap (toxiproxy's bandwidth
+# toxic at 8 MB/s, S3's per-connection throughput stand-in): 20 × 64 MiB,
+# the binary's parallel ranged download against the same binary with
+# download.parallel_threshold off and the plain loop, 2 workers, 2 rounds
+# (about 12 minutes). MinIO's data on disk: the sets are 1.3 GB.
+bench-large: bench-tools build
+	$(GO) run ./cmd/s3connector-bench -small 0 -large 20 -large-size 64MiB -bandwidth 8000 -rounds 2 \
+		-binary bin/s3connector -minio-dir /tmp -out bench/out/large
 
 # One round of the small-file and latency cases (under 3 minutes).
 bench-quick: bench-tools build
