@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/s3connector/s3connector/config"
 )
@@ -137,7 +139,7 @@ func New(platform aws.Config, principalARN string, c config.Connection, opts ...
 		o.Region = c.Region
 		o.Credentials = cache
 		o.HTTPClient = httpClient
-		o.APIOptions = append(o.APIOptions, addRedirectError)
+		o.APIOptions = append(o.APIOptions, addRedirectError, trimStack)
 		if c.Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.Endpoint)
 			o.UsePathStyle = true
@@ -240,6 +242,39 @@ func requestHook(hook func(string, error), region string) func(*middleware.Stack
 			}), "Retry", middleware.After)
 	}
 }
+
+// userAgent is the User-Agent of every S3 request: it names the connector
+// in the customer's CloudTrail and server access logs.
+var userAgent = "s3connector aws-sdk-go-v2/" + aws.SDKVersion + " lang/go#" + runtime.Version()
+
+// trimStack is an API option of the S3 client: it takes out per-request
+// work that nothing here reads, a measurable share of a small file's CPU
+// (see BenchmarkSmallFileRequests):
+//   - ClientRequestID: a fresh random UUID per call sent as
+//     amz-sdk-invocation-id, for the SDK's client-side metrics;
+//   - RecursionDetection: reads two environment variables per request to
+//     forward an AWS Lambda trace id (the daemon is no Lambda function);
+//   - UserAgent: builds the same User-Agent string again for every request
+//     (with the SDK's feature-usage ids); a fixed one is set instead.
+//
+// Retries, signing, clock-skew correction and the amz-sdk-request attempt
+// header are untouched.
+func trimStack(stack *middleware.Stack) error {
+	for _, id := range []string{"ClientRequestID", "RecursionDetection", "UserAgent"} {
+		// Not found is fine: a later SDK may have dropped or renamed one.
+		_, _ = stack.Build.Remove(id)
+	}
+	return stack.Build.Add(middleware.BuildMiddlewareFunc("s3connector.UserAgent",
+		func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+			if req, ok := in.Request.(*smithyhttp.Request); ok {
+				req.Header["User-Agent"] = userAgentHeader
+			}
+			return next.HandleBuild(ctx, in)
+		}), middleware.After)
+}
+
+// userAgentHeader is shared by every request: net/http only reads it.
+var userAgentHeader = []string{userAgent}
 
 // SessionName is the RoleSessionName for a connection; it shows in the
 // customer's CloudTrail, so it names the connection.

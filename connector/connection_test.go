@@ -89,10 +89,12 @@ func getAll(t *testing.T, client *s3.Client) {
 	}
 }
 
-// TestS3RequestHeaders: what the checksum settings leave on the wire.
-// Over plain HTTP a GetObject asks for the stored checksum (and the SDK
-// checks the body against it), over TLS it does not; DeleteObjects still
-// carries the checksum S3 requires.
+// TestS3RequestHeaders: what trimStack and the checksum settings leave on
+// the wire. Over plain HTTP a GetObject asks for the stored checksum (and
+// the SDK checks the body against it), over TLS it does not; every request
+// names the connector in its User-Agent, carries its retry attempt header
+// and no per-call invocation id; DeleteObjects still carries the checksum
+// S3 requires.
 func TestS3RequestHeaders(t *testing.T) {
 	srv, seen := recordingS3(false)
 	defer srv.Close()
@@ -105,6 +107,17 @@ func TestS3RequestHeaders(t *testing.T) {
 	get, del := seen(http.MethodGet), seen("DeleteObjects")
 	if got := get.Get("X-Amz-Checksum-Mode"); got != "ENABLED" {
 		t.Errorf("GetObject over plain HTTP: x-amz-checksum-mode %q, want ENABLED", got)
+	}
+	for op, h := range map[string]http.Header{"GetObject": get, "DeleteObjects": del} {
+		if ua := h.Get("User-Agent"); ua != userAgent || !strings.HasPrefix(ua, "s3connector ") {
+			t.Errorf("%s: User-Agent %q, want %q", op, ua, userAgent)
+		}
+		if id := h.Get("Amz-Sdk-Invocation-Id"); id != "" {
+			t.Errorf("%s: amz-sdk-invocation-id %q sent", op, id)
+		}
+		if h.Get("Amz-Sdk-Request") == "" {
+			t.Errorf("%s: no amz-sdk-request (retry attempt) header", op)
+		}
 	}
 	if del.Get("Content-Md5") == "" && del.Get("X-Amz-Checksum-Crc32") == "" {
 		t.Errorf("DeleteObjects carries no checksum: %v", del)
