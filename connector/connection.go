@@ -59,8 +59,8 @@ func LoadPlatformConfig(ctx context.Context, optFns ...func(*awsconfig.LoadOptio
 
 // Connection is a live handle on one customer bucket: assumed-role
 // credentials, cached and refreshed before expiry, and an S3 client whose
-// connection pool is sized to the connection's workers. It is safe for
-// concurrent use.
+// connection pool is sized to what the connection's workers can have in
+// flight (poolSize). It is safe for concurrent use.
 type Connection struct {
 	cfg         config.Connection
 	principal   string
@@ -93,10 +93,8 @@ func New(platform aws.Config, principalARN string, c config.Connection, opts ...
 	if err != nil {
 		return nil, err
 	}
-	workers := max(c.Workers, 1)
-	// One pool for S3 and STS: one idle connection per worker, plus room
-	// for the lister and the move. Neither client follows redirects.
-	httpClient := newHTTPClient(platform.HTTPClient, workers+4)
+	// One pool for S3 and STS; neither client follows redirects.
+	httpClient := newHTTPClient(platform.HTTPClient, poolSize(c))
 
 	stsClient := sts.NewFromConfig(platform, func(o *sts.Options) {
 		o.HTTPClient = httpClient
@@ -177,6 +175,28 @@ func New(platform aws.Config, principalARN string, c config.Connection, opts ...
 		}
 	})
 	return &Connection{cfg: c, principal: principalARN, credentials: cache, s3: client, httpClient: httpClient}, nil
+}
+
+// poolSize is how many idle connections a connection's HTTP pool keeps:
+// as many as its requests can have in flight at once. Each worker has one
+// GET (or COPY) open, and a worker reading a large file in parallel ranges
+// has up to download.concurrency more (the ranges fetched ahead, see
+// ingest's ranged reader); the lister, the delete batcher and the lease or
+// state records add a few. A connection is only opened when a request
+// finds none idle, so the pool never holds more than a busy moment opened;
+// the limit decides whether those are kept for the next busy moment or
+// closed and dialled again, a TCP and TLS handshake each, which with fewer
+// idle slots than workers happens on every file.
+func poolSize(c config.Connection) int {
+	perWorker := 1
+	if !c.Download.ParallelThreshold.Off {
+		conc := c.Download.Concurrency
+		if conc <= 0 {
+			conc = config.DefaultDownloadConcurrency
+		}
+		perWorker += conc
+	}
+	return max(c.Workers, 1)*perWorker + 4
 }
 
 // responseChecksumValidation decides whether GetObject bodies are checked

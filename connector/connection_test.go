@@ -12,7 +12,29 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/s3connector/s3connector/config"
 )
+
+func TestPoolSize(t *testing.T) {
+	tests := []struct {
+		name string
+		c    config.Connection
+		want int
+	}{
+		{"defaults", config.Connection{Workers: 16}, 16*(1+config.DefaultDownloadConcurrency) + 4},
+		{"concurrency set", config.Connection{Workers: 8, Download: config.Download{Concurrency: 2}}, 8*3 + 4},
+		{"parallel downloads off", config.Connection{Workers: 256, Download: config.Download{ParallelThreshold: config.Off}}, 256 + 4},
+		{"no workers set", config.Connection{}, 1*(1+config.DefaultDownloadConcurrency) + 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := poolSize(tt.c); got != tt.want {
+				t.Errorf("poolSize = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
 
 func TestResponseChecksumValidation(t *testing.T) {
 	tests := []struct {
