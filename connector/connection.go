@@ -287,14 +287,15 @@ func trimStack(stack *middleware.Stack) error {
 	return stack.Build.Add(middleware.BuildMiddlewareFunc("s3connector.UserAgent",
 		func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
 			if req, ok := in.Request.(*smithyhttp.Request); ok {
-				req.Header["User-Agent"] = userAgentHeader
+				// A slice of its own: a paginator's or waiter's API
+				// option adds the SDK's UserAgent step back after this
+				// one, and that step rewrites the header's first
+				// element in place.
+				req.Header["User-Agent"] = []string{userAgent}
 			}
 			return next.HandleBuild(ctx, in)
 		}), middleware.After)
 }
-
-// userAgentHeader is shared by every request: net/http only reads it.
-var userAgentHeader = []string{userAgent}
 
 // SessionName is the RoleSessionName for a connection; it shows in the
 // customer's CloudTrail, so it names the connection.

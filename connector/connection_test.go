@@ -126,6 +126,13 @@ func TestS3RequestHeaders(t *testing.T) {
 		Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String("inbox/a.csv"), ETag: aws.String(`"e"`)}}}}); err != nil {
 		t.Fatal(err)
 	}
+	// A paginator adds the SDK's UserAgent step back (its own API option
+	// runs after the client's): that must not leak into other requests.
+	for range 3 {
+		p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String("bucket")})
+		_, _ = p.NextPage(t.Context()) // the canned server answers no listing
+	}
+	getAll(t, client)
 	get, del := seen(http.MethodGet), seen("DeleteObjects")
 	if got := get.Get("X-Amz-Checksum-Mode"); got != "ENABLED" {
 		t.Errorf("GetObject over plain HTTP: x-amz-checksum-mode %q, want ENABLED", got)
