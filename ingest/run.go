@@ -301,6 +301,15 @@ func (r *Runner) RunUntil(ctx context.Context, stop <-chan struct{}) Summary {
 	wg.Wait()
 	// Every started move ends (see moveAsync) before the run does.
 	ru.moves.Wait()
+	if ru.state != nil && listErr == nil && !stopped() && ctx.Err() == nil {
+		// The listing went through the inbox: records of files no longer
+		// there can go (while the lease is still ours).
+		if n, err := ru.state.removeOrphans(ctx, r.base); err != nil {
+			log.Warn("cannot remove the state records of files gone from the inbox; the next run tries again", zap.Error(err))
+		} else if n > 0 {
+			log.Info("removed the state records of files gone from the inbox", zap.Int("records", n))
+		}
+	}
 	leaseErr := lease.end(ctx)
 
 	s.Listed = stats.Listed

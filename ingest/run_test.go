@@ -396,6 +396,52 @@ func testMaxAttempts(t *testing.T, stuck string) {
 	}
 }
 
+// A failing file's state record goes once the customer deletes the file
+// from the inbox (no run would clear it otherwise), while the record of a
+// failing file that is still there, though no longer listed (a changed
+// include pattern), stays.
+func TestRunRemovesRecordsOfVanishedFiles(t *testing.T) {
+	srv := needMinIO(t)
+	bucket := minioBucket(t, srv)
+	put(t, srv, bucket, "in/gone.csv", []byte("fails, then deleted"))
+	put(t, srv, bucket, "in/kept.txt", []byte("fails, then excluded"))
+	put(t, srv, bucket, "in/fine.csv", []byte("fine"))
+	failing := importerFunc(func(_ context.Context, f File, body io.Reader) error {
+		io.Copy(io.Discard, body)
+		if f.RelKey != "fine.csv" {
+			return errors.New("sink timeout")
+		}
+		return nil
+	})
+	r, err := NewRunner(testConnection(t, srv, bucket, "in/", "", func(c *config.Connection) { c.MaxAttempts = 5 }), Options{Importer: failing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Run(t.Context()); s.Retry != 2 || s.Archived != 1 {
+		t.Fatalf("first run %+v", s)
+	}
+	records := func() []string { return keys(t, srv, bucket, "in/error/.s3connector/attempts/") }
+	if got := records(); len(got) != 2 {
+		t.Fatalf("records %v, want one per failing file", got)
+	}
+	if _, err := srv.Root().DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: &bucket, Key: aws.String("in/gone.csv")}); err != nil {
+		t.Fatal(err)
+	}
+	r, err = NewRunner(testConnection(t, srv, bucket, "in/", "", func(c *config.Connection) {
+		c.MaxAttempts = 5
+		c.Include = []string{"*.csv"}
+	}), Options{Importer: failing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Run(t.Context()); !s.OK() || s.Listed != 0 {
+		t.Fatalf("second run %+v, want nothing listed", s)
+	}
+	if got := records(); !slices.Equal(got, []string{"in/error/.s3connector/attempts/kept.txt.json"}) {
+		t.Errorf("records after the second run %v, want only kept.txt's", got)
+	}
+}
+
 // The same key uploaded, processed, re-uploaded with new content and
 // processed again leaves both versions in archive/ (I2).
 func TestRunReuploadKeepsBothVersions(t *testing.T) {

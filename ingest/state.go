@@ -82,11 +82,12 @@ type stateStore struct {
 	mu    sync.Mutex
 	known map[string]bool        // record names (see name) that exist
 	cache map[string]*fileRecord // records read or written this run
+	seen  map[string]bool        // known names whose file the listing showed
 }
 
 func newStateStore(client *s3.Client, bucket, base, region string) *stateStore {
 	return &stateStore{s3: client, bucket: bucket, prefix: base + AttemptsFolder, region: region,
-		known: map[string]bool{}, cache: map[string]*fileRecord{}}
+		known: map[string]bool{}, cache: map[string]*fileRecord{}, seen: map[string]bool{}}
 }
 
 func (a *stateStore) key(relKey string) string { return a.prefix + a.name(relKey) + ".json" }
@@ -127,6 +128,9 @@ func (a *stateStore) lookup(ctx context.Context, f File) (*fileRecord, error) {
 	name := a.name(f.RelKey)
 	a.mu.Lock()
 	known, rec := a.known[name], a.cache[name]
+	if known {
+		a.seen[name] = true
+	}
 	a.mu.Unlock()
 	if !known {
 		return nil, nil
@@ -229,4 +233,46 @@ func (a *stateStore) clear(ctx context.Context, f File) error {
 	delete(a.cache, name)
 	a.mu.Unlock()
 	return nil
+}
+
+// maxOrphanChecks bounds how many records one run checks in removeOrphans.
+const maxOrphanChecks = 100
+
+// removeOrphans deletes the records of files gone from the inbox (deleted
+// by the customer while stuck or failing), which no run would clear. It is
+// called after a run whose listing went through the whole inbox, with
+// every record the listing did not show (see lookup) as a candidate; as a
+// file may be unlisted yet present (a changed include pattern, a key
+// uploaded since), a record goes only when HeadObject finds no object at
+// its key. Records under a hashed name (keys too long for a record's key)
+// are left: their key cannot be told from the name. It returns how many it
+// removed.
+func (a *stateStore) removeOrphans(ctx context.Context, base string) (int, error) {
+	a.mu.Lock()
+	var names []string
+	for name := range a.known {
+		if !a.seen[name] && !strings.HasPrefix(name, "~long/") && len(names) < maxOrphanChecks {
+			names = append(names, name)
+		}
+	}
+	a.mu.Unlock()
+	removed := 0
+	for _, name := range names {
+		_, err := a.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &a.bucket, Key: aws.String(base + name)})
+		switch err = connector.Classify(err, a.region); {
+		case err == nil:
+			continue // still there: its record stays
+		case !errors.Is(err, connector.ErrNotFound):
+			return removed, fmt.Errorf("check the file of state record %s: %w", a.key(name), err)
+		}
+		if _, err := a.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &a.bucket, Key: aws.String(a.key(name))}); err != nil {
+			return removed, fmt.Errorf("remove the state record %s of a file gone from the inbox: %w", a.key(name), connector.Classify(err, a.region))
+		}
+		a.mu.Lock()
+		delete(a.known, name)
+		delete(a.cache, name)
+		a.mu.Unlock()
+		removed++
+	}
+	return removed, nil
 }
