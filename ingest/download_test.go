@@ -6,9 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -181,35 +178,19 @@ func TestRunRetriesARangeWhoseBodyBreaks(t *testing.T) {
 	want := randomBody(size)
 	put(t, srv, bucket, "big.bin", want)
 	etag := listedETag(t, srv, bucket, "big.bin")
-	target, _ := url.Parse(srv.Endpoint)
-	rp := httputil.NewSingleHostReverseProxy(target)
 	var mu sync.Mutex
 	var ranges []string
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hs := cuttingProxy(t, srv, func(r *http.Request) bool {
 		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/big.bin") {
-			rp.ServeHTTP(w, r)
-			return
+			return false
 		}
 		rng := r.Header.Get("Range")
 		mu.Lock()
+		defer mu.Unlock()
 		ranges = append(ranges, rng+" If-Match "+r.Header.Get("If-Match"))
-		cut := rng == "bytes=8388608-16777215" && slices.Index(ranges, ranges[len(ranges)-1]) == len(ranges)-1
-		mu.Unlock()
-		if !cut {
-			rp.ServeHTTP(w, r)
-			return
-		}
-		rec := httptest.NewRecorder()
-		rp.ServeHTTP(rec, r)
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		w.Write(rec.Body.Bytes()[:rec.Body.Len()/2])
-		w.(http.Flusher).Flush()
-		panic(http.ErrAbortHandler)
-	}))
-	defer hs.Close()
+		// The first request for the second range only.
+		return rng == "bytes=8388608-16777215" && slices.Index(ranges, ranges[len(ranges)-1]) == len(ranges)-1
+	})
 	var got bytes.Buffer
 	imp := importerFunc(func(_ context.Context, _ File, body io.Reader) error {
 		_, err := io.Copy(&got, body)

@@ -697,19 +697,22 @@ func TestRunVersionedBucket(t *testing.T) {
 // A read from S3 that breaks off mid-body must not end in archive/, even
 // when the importer swallows the error and reports success: the sink cannot
 // hold the whole file. The file stays for the next run (I1, I4).
-func TestRunBrokenReadIsNeverASuccess(t *testing.T) {
-	srv := needMinIO(t)
-	bucket := minioBucket(t, srv)
-	put(t, srv, bucket, "cut.csv", randomBody(256<<10))
-	put(t, srv, bucket, "whole.csv", []byte("whole"))
-	target, _ := url.Parse(srv.Endpoint)
+// cuttingProxy is a proxy in front of srv that answers the requests cut
+// selects with MinIO's headers and half its body, then drops the
+// connection: a connection reset mid-answer, which MinIO cannot be made to
+// do. It is closed when the test ends.
+func cuttingProxy(t *testing.T, srv *miniotest.Server, cut func(*http.Request) bool) *httptest.Server {
+	t.Helper()
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/cut.csv") {
+		if !cut(r) {
 			proxy.ServeHTTP(w, r)
 			return
 		}
-		// The object's headers and half its body, then the connection drops.
 		rec := httptest.NewRecorder()
 		proxy.ServeHTTP(rec, r)
 		for k, v := range rec.Header() {
@@ -720,7 +723,18 @@ func TestRunBrokenReadIsNeverASuccess(t *testing.T) {
 		w.(http.Flusher).Flush()
 		panic(http.ErrAbortHandler)
 	}))
-	defer hs.Close()
+	t.Cleanup(hs.Close)
+	return hs
+}
+
+func TestRunBrokenReadIsNeverASuccess(t *testing.T) {
+	srv := needMinIO(t)
+	bucket := minioBucket(t, srv)
+	put(t, srv, bucket, "cut.csv", randomBody(256<<10))
+	put(t, srv, bucket, "whole.csv", []byte("whole"))
+	hs := cuttingProxy(t, srv, func(r *http.Request) bool {
+		return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/cut.csv")
+	})
 	swallow := importerFunc(func(_ context.Context, _ File, body io.Reader) error {
 		io.Copy(io.Discard, body) // error ignored: a careless sink
 		return nil
