@@ -185,7 +185,7 @@ func runMillion(ctx context.Context, argv []string, out io.Writer) error {
 		fmt.Fprintf(out, "\nwrote %s\n", strings.Join(paths, ", "))
 	}
 	if st.keep {
-		fmt.Fprintf(out, "kept %s (%s): the next -keep run seeds only what its inbox misses; remove it when done\n", root, duSummary(root))
+		fmt.Fprintf(out, "kept %s: the next -keep run seeds only what its inbox misses; remove it when done\n", root)
 	}
 	fmt.Fprintf(out, "total wall time: %s, load average %s\n", time.Since(start).Round(time.Second), loadAverage())
 	return nil

@@ -231,13 +231,3 @@ func checkRoom(dir string, keys int) (string, error) {
 	}
 	return desc, nil
 }
-
-// duSummary is the disk use under dir, as du reports it.
-func duSummary(dir string) string {
-	out, err := exec.Command("du", "-sh", dir).Output()
-	if err != nil {
-		return "size unknown"
-	}
-	size, _, _ := strings.Cut(string(out), "\t")
-	return strings.TrimSpace(size)
-}
