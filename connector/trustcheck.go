@@ -26,6 +26,18 @@ type validateOptions struct {
 	// tests set it, to run the check against a recording STS on loopback
 	// that answers as AWS would.
 	anySTSEndpoint bool
+	// countLimit is where the list check stops counting (WithCountLimit);
+	// 0: CountCap.
+	countLimit int
+}
+
+// WithCountLimit makes Validate's list check stop counting waiting files
+// at limit (at least 1) instead of CountCap. The daemon, which validates
+// before it schedules a connection and needs no count, passes a page's
+// worth: on an inbox of millions ten LIST pages delay the first run by
+// seconds.
+func WithCountLimit(limit int) ValidateOption {
+	return func(o *validateOptions) { o.countLimit = max(limit, 1) }
 }
 
 // WithPlatform gives Validate the platform identity (the aws.Config passed

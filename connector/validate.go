@@ -176,7 +176,11 @@ func (c *Connection) Validate(ctx context.Context, opts ...ValidateOption) (*Rep
 		return r, err
 	}
 	if err := run(CheckList, "s3://"+c.cfg.Bucket+"/"+c.cfg.BasePath, func() (string, error) {
-		n, more, err := c.CountWaiting(ctx, CountCap)
+		limit := CountCap
+		if o.countLimit > 0 {
+			limit = o.countLimit
+		}
+		n, more, err := c.CountWaiting(ctx, limit)
 		r.Files, r.FilesAtLeast = n, more
 		atLeast := ""
 		if more {

@@ -84,6 +84,14 @@ func TestValidateSuccess(t *testing.T) {
 	if got, want := report.SuccessLine(), "Connection successful. Found 3 files in bucket."; got != want {
 		t.Errorf("SuccessLine = %q, want %q", got, want)
 	}
+	// The daemon's validation counts less (WithCountLimit): at least 2.
+	limited, err := conn.Validate(ctx, WithCountLimit(2))
+	if err != nil {
+		t.Fatalf("Validate with a count limit: %v", err)
+	}
+	if limited.Files != 2 || !limited.FilesAtLeast {
+		t.Errorf("with WithCountLimit(2): %d files, at least %v; want at least 2", limited.Files, limited.FilesAtLeast)
+	}
 	var names []string
 	for _, c := range report.Checks {
 		names = append(names, c.Name)

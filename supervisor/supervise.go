@@ -73,7 +73,11 @@ func (s *Supervisor) validate(ctx context.Context, sv *supervised) *Runner {
 			reason = "cannot start: " + err.Error()
 		} else {
 			conn := r.Connection()
-			report, verr := conn.Validate(ctx, connector.WithPlatform(s.o.Platform))
+			// A page's worth of counting (one or two LISTs, not ten): the
+			// first run needs the check, not the number, and on an inbox of
+			// millions ten pages delay it by seconds. A customer's Validate
+			// (CLI, API) counts up to CountCap.
+			report, verr := conn.Validate(ctx, connector.WithPlatform(s.o.Platform), connector.WithCountLimit(1000))
 			if ctx.Err() != nil {
 				r.Retire()
 				return nil
