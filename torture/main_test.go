@@ -6,13 +6,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/s3connector/s3connector/connector/miniotest"
+	"github.com/s3connector/s3connector/internal/proctest"
 )
 
 // suite is what every scenario shares: one MinIO (each scenario has its
@@ -36,10 +35,8 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	suite.bin = filepath.Join(dir, "s3connector")
-	build := exec.Command("go", "build", "-o", suite.bin, "../cmd/s3connector")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+	if suite.bin, err = proctest.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -4,17 +4,17 @@ package torture
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"net"
 	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/s3connector/s3connector/internal/proctest"
 )
 
 // Proc is one run of the built binary. Its stdout and stderr are kept
@@ -22,28 +22,11 @@ import (
 type Proc struct {
 	Args   []string
 	cmd    *exec.Cmd
-	out    syncBuffer // stdout and stderr, interleaved
-	stdout syncBuffer
+	out    proctest.Buffer // stdout and stderr, interleaved
+	stdout proctest.Buffer
 	done   chan struct{}
 	err    error
 	killed bool
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Start starts the binary with args and the fixture's environment. The

@@ -43,7 +43,6 @@ func TestTwoWriters(t *testing.T) {
 	var all []*Daemon
 	all = append(all, daemons...)
 	start := time.Now()
-	killedAt := []time.Time{}
 	for k := 0; k < kills; k++ {
 		// Wait for a run in progress with some files moved by it.
 		var holder int
@@ -72,7 +71,6 @@ func TestTwoWriters(t *testing.T) {
 			}
 		}
 		daemons[holder].Kill()
-		killedAt = append(killedAt, time.Now())
 		time.Sleep(time.Second)
 		daemons[holder] = f.StartDaemon(cfgs[holder], addrs[holder])
 		all = append(all, daemons[holder])

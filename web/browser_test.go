@@ -26,6 +26,7 @@ import (
 	"github.com/s3connector/s3connector/config"
 	"github.com/s3connector/s3connector/connector"
 	"github.com/s3connector/s3connector/connector/miniotest"
+	"github.com/s3connector/s3connector/internal/proctest"
 	"github.com/s3connector/s3connector/store"
 	"github.com/s3connector/s3connector/web"
 )
@@ -34,6 +35,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	closeBrowser()
 	miniotest.CloseShared()
+	proctest.Cleanup()
 	os.Exit(code)
 }
 

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,41 +18,11 @@ import (
 
 	"github.com/s3connector/s3connector/admin"
 	"github.com/s3connector/s3connector/connector/miniotest"
+	"github.com/s3connector/s3connector/internal/proctest"
 )
 
-var (
-	daemonBinOnce sync.Once
-	daemonBinPath string
-	daemonBinErr  error
-)
-
-// daemonBinary builds cmd/s3connector once per test binary.
-func daemonBinary(t *testing.T) string {
-	t.Helper()
-	daemonBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "s3connector-web-bin-")
-		if err != nil {
-			daemonBinErr = err
-			return
-		}
-		daemonBinPath = filepath.Join(dir, "s3connector")
-		out, err := exec.Command("go", "build", "-o", daemonBinPath, "../cmd/s3connector").CombinedOutput()
-		if err != nil {
-			daemonBinErr = &buildError{err: err, out: string(out)}
-		}
-	})
-	if daemonBinErr != nil {
-		t.Fatal(daemonBinErr)
-	}
-	return daemonBinPath
-}
-
-type buildError struct {
-	err error
-	out string
-}
-
-func (e *buildError) Error() string { return "go build: " + e.err.Error() + "\n" + e.out }
+// daemonBinary is the built cmd/s3connector.
+func daemonBinary(t *testing.T) string { return proctest.Daemon(t) }
 
 func freeLoopback(t *testing.T) string {
 	t.Helper()
@@ -63,24 +32,6 @@ func freeLoopback(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// lockedBuffer collects the daemon's log.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestWizardAgainstTheDaemon walks the wizard in headless Chromium against
@@ -161,7 +112,7 @@ admin:
 		"AWS_SHARED_CREDENTIALS_FILE="+os.DevNull,
 		"AWS_EC2_METADATA_DISABLED=true",
 	)
-	log := &lockedBuffer{}
+	log := &proctest.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -115,23 +115,31 @@ func (w *wanted) applyLocked(ctx context.Context) error {
 // problemIndex is the N of a "connections[N]..." problem.
 var problemIndex = regexp.MustCompile(`^connections\[(\d+)\]`)
 
-// checkStored returns the stored connections as the daemon runs them,
+// checkStored is storedToRun with the wanted set's principal and template;
+// it keeps the active connections left out for State.
+func (w *wanted) checkStored(file []config.Connection, stored []store.Connection) []config.Connection {
+	run, leftOut := storedToRun(w.principal, w.template, file, stored, w.log)
+	w.leftOut = leftOut
+	return run
+}
+
+// storedToRun returns the stored connections as the daemon runs them,
 // leaving out (and logging) any that the file's connections make invalid:
 // a name the file took after it was created, or a base path a file
 // connection now overlaps. The file's connections are never left out: they
-// are the operator's.
-func (w *wanted) checkStored(file []config.Connection, stored []store.Connection) []config.Connection {
-	run := make([]config.Connection, 0, len(stored))
-	w.leftOut = nil
+// are the operator's. leftOut holds the active ones left out, by name,
+// with their problems.
+func storedToRun(principal string, template config.Connection, file []config.Connection, stored []store.Connection, log *zap.Logger) (run []config.Connection, leftOut map[string][]string) {
+	run = make([]config.Connection, 0, len(stored))
 	for _, sc := range stored {
-		run = append(run, runConnection(sc, w.template))
+		run = append(run, runConnection(sc, template))
 	}
-	cfg := config.Config{PrincipalARN: w.principal, Connections: slices.Concat(file, run)}
+	cfg := config.Config{PrincipalARN: principal, Connections: slices.Concat(file, run)}
 	cfg.ApplyDefaults()
 	err := cfg.Validate()
 	var ve *config.ValidationError
 	if !errors.As(err, &ve) {
-		return run
+		return run, nil
 	}
 	bad := map[int][]string{}
 	for _, p := range ve.Problems {
@@ -142,19 +150,19 @@ func (w *wanted) checkStored(file []config.Connection, stored []store.Connection
 		}
 	}
 	out := run[:0]
-	w.leftOut = map[string][]string{}
+	leftOut = map[string][]string{}
 	for i, c := range run {
 		if len(bad[i]) > 0 {
 			if c.Status == config.StatusActive {
-				w.leftOut[c.Name] = bad[i]
+				leftOut[c.Name] = bad[i]
 			}
-			w.log.Error("stored connection not run: it conflicts with the configuration file; rename or move one of them",
+			log.Error("stored connection not run: it conflicts with the configuration file; rename or move one of them",
 				zap.String("connection", c.Name), zap.Strings("problems", bad[i]))
 			continue
 		}
 		out = append(out, c)
 	}
-	return out
+	return out, leftOut
 }
 
 // runConnection is a stored connection as the daemon runs it: the

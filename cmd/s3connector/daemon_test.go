@@ -10,69 +10,28 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/s3connector/s3connector/connector"
+	"github.com/s3connector/s3connector/internal/proctest"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// binary builds the s3connector binary once per test run.
-func binary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "s3connector-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "s3connector")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+// binary is the built s3connector binary, shared by the package's tests.
+func binary(t *testing.T) string { return proctest.Daemon(t) }
 
 // daemonProc is a running `s3connector run`.
 type daemonProc struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *syncBuffer
+	stderr *proctest.Buffer
 	exited chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startDaemon(t *testing.T, cfg, addr string) *daemonProc {
 	t.Helper()
-	d := &daemonProc{addr: addr, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	d := &daemonProc{addr: addr, stderr: &proctest.Buffer{}, exited: make(chan error, 1)}
 	d.cmd = exec.Command(binary(t), "run", "--config", cfg)
 	d.cmd.Env = os.Environ() // platformEnv set the AWS variables
 	d.cmd.Stderr = d.stderr

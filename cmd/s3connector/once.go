@@ -88,6 +88,6 @@ func readStored(ctx context.Context, cfg *config.Config, log *zap.Logger) ([]con
 	if err != nil {
 		return nil, fmt.Errorf("read the store of data_dir (%s): %w", cfg.DataDir, err)
 	}
-	w := &wanted{template: cfg.Admin.Template.Connection(), log: log, principal: cfg.PrincipalARN}
-	return w.checkStored(cfg.Connections, list), nil
+	run, _ := storedToRun(cfg.PrincipalARN, cfg.Admin.Template.Connection(), cfg.Connections, list, log)
+	return run, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/s3connector/s3connector/connector"
 	"github.com/s3connector/s3connector/connector/miniotest"
+	"github.com/s3connector/s3connector/internal/proctest"
 )
 
 // runFixture is a MinIO bucket with an inbox and a platform user holding
@@ -273,8 +274,6 @@ func TestRunDaemonServesMetrics(t *testing.T) {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	miniotest.CloseShared()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	proctest.Cleanup()
 	os.Exit(code)
 }
