@@ -247,6 +247,13 @@ const maxOrphanChecks = 100
 // its key. Records under a hashed name (keys too long for a record's key)
 // are left: their key cannot be told from the name. It returns how many it
 // removed.
+//
+// On a versioned bucket a file the customer deleted is hidden by a delete
+// marker, and "if the current version of the object is a delete marker,
+// Amazon S3 behaves as if the object was deleted" (HeadObject answers 404;
+// Working with delete markers, Amazon S3 User Guide), so its record goes
+// too. The record's own DeleteObject leaves a marker there in turn: no
+// version is ever removed (I11).
 func (a *stateStore) removeOrphans(ctx context.Context, base string) (int, error) {
 	a.mu.Lock()
 	var names []string
