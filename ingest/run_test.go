@@ -399,10 +399,25 @@ func testMaxAttempts(t *testing.T, stuck string) {
 // A failing file's state record goes once the customer deletes the file
 // from the inbox (no run would clear it otherwise), while the record of a
 // failing file that is still there, though no longer listed (a changed
-// include pattern), stays.
+// include pattern), stays. On a versioned bucket (MinIO has versioning)
+// the deleted file is hidden by a delete marker, which HeadObject answers
+// with 404 as AWS does.
 func TestRunRemovesRecordsOfVanishedFiles(t *testing.T) {
+	for _, versioned := range []bool{false, true} {
+		t.Run(fmt.Sprintf("versioned=%v", versioned), func(t *testing.T) { testRemovesRecordsOfVanishedFiles(t, versioned) })
+	}
+}
+
+func testRemovesRecordsOfVanishedFiles(t *testing.T, versioned bool) {
 	srv := needMinIO(t)
 	bucket := minioBucket(t, srv)
+	if versioned {
+		if _, err := srv.Root().PutBucketVersioning(t.Context(), &s3.PutBucketVersioningInput{
+			Bucket: aws.String(bucket), VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	put(t, srv, bucket, "in/gone.csv", []byte("fails, then deleted"))
 	put(t, srv, bucket, "in/kept.txt", []byte("fails, then excluded"))
 	put(t, srv, bucket, "in/fine.csv", []byte("fine"))
