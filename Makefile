@@ -59,7 +59,8 @@ DEMO_FLAGS ?=
 demo: $(TOOLS)/.minio-$(MINIO_VERSION) $(TOOLS)/.mc-$(MC_VERSION) build
 	$(GO) run ./cmd/s3connector-demo -binary bin/s3connector $(DEMO_FLAGS)
 
-# The benchmarks, not part of `make test` (about 15 minutes on 2 cores), on
+# The benchmarks, not part of `make test` (the first part about 15 minutes on
+# 2 cores; with the cases below an estimated hour, not yet timed whole), on
 # a local MinIO whose data is in /dev/shm when there is one (disk fsyncs make
 # small-file runs noisy): the pipeline (`s3connector run --once`, discard
 # importer) against a plain S3 loop with its deletes batched at the end and a
@@ -68,8 +69,10 @@ demo: $(TOOLS)/.minio-$(MINIO_VERSION) $(TOOLS)/.mc-$(MC_VERSION) build
 # adding 20 ms at 16, 64 and 256 workers, then 20 large files on loopback.
 # One table, also written as CSV and an SVG chart to bench/out/. Then the Go
 # heap of one run over a 1 MiB and a 1 GiB object, bench-listing,
-# bench-large, and the million-key case over 100,000 keys (about 15 minutes;
-# `make bench-million` alone runs the full million, about 2 hours here).
+# bench-large (12 minutes), and the million-key case over 100,000 keys
+# (estimated from the million run's rates: 5 minutes of seeding, 7 of run;
+# `make bench-million` alone runs the full million: 48 minutes of seeding
+# measured, about an hour of run estimated).
 BENCH_SMALL := -small 2000 -latency 20ms -latency-workers 16,64,256 -workers 16 -out bench/out \
 	-binary bin/s3connector $(if $(wildcard /dev/shm),-minio-dir /dev/shm)
 bench: bench-tools build
