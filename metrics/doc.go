@@ -60,7 +60,15 @@
 //	    Files whose move was blocked in the last run (alert:
 //	    S3ConnectorMoveBlocked).
 //	s3connector_importer_panics_total                  counter    connection
-//	    Panics inside an importer that were recovered.
+//	    Panics inside an importer (Import, Precheck) that were recovered; the
+//	    file went to error/ (reason code importer_crashed).
+//	s3connector_processing_panics_total                counter    connection
+//	    Panics in s3connector's own processing of a file, outside the
+//	    importer (reading it, its ranged download, its move), that were
+//	    recovered: a bug in s3connector, not in a sink. The file went to
+//	    error/ (reason code processing_crashed), or, when the panic came
+//	    after the importer's verdict, its attempt was recorded and only its
+//	    move is retried.
 //	s3connector_workers                                gauge      connection
 //	    Configured number of import workers.
 //	s3connector_workers_busy                           gauge      connection

@@ -39,6 +39,7 @@ var allMetrics = []string{
 	"s3connector_moves_blocked_total",
 	"s3connector_files_blocked",
 	"s3connector_importer_panics_total",
+	"s3connector_processing_panics_total",
 	"s3connector_workers",
 	"s3connector_workers_busy",
 	"s3connector_s3_requests_total",
@@ -89,6 +90,7 @@ func exercise(m *Metrics, connection string) {
 	m.MoveBlocked(connection, OpDelete)
 	m.SetBlocked(connection, 1)
 	m.PanicRecovered(connection)
+	m.ProcessingPanicRecovered(connection)
 	m.S3Request(connection, "ListObjectsV2", S3ResultOK)
 	m.S3Request(connection, "GetObject", S3ResultThrottled)
 	m.S3Request(connection, "CopyObject", S3ResultPreconditionFailed)
@@ -220,6 +222,9 @@ s3connector_moves_blocked_total{connection="alpha",operation="delete"} 0
 # HELP s3connector_importer_panics_total Panics inside an importer that were recovered.
 # TYPE s3connector_importer_panics_total counter
 s3connector_importer_panics_total{connection="alpha"} 0
+# HELP s3connector_processing_panics_total Panics in s3connector's own processing of a file, outside the importer (a bug in s3connector), that were recovered.
+# TYPE s3connector_processing_panics_total counter
+s3connector_processing_panics_total{connection="alpha"} 0
 # HELP s3connector_runs_total Finished ingestion runs, by result (success or failure).
 # TYPE s3connector_runs_total counter
 s3connector_runs_total{connection="alpha",result="failure"} 0
@@ -233,6 +238,7 @@ s3connector_assume_role_total{connection="alpha",result="success"} 0
 		"s3connector_files_total", "s3connector_runs_total", "s3connector_assume_role_total",
 		"s3connector_runs_skipped_total", "s3connector_files_skipped_total",
 		"s3connector_moves_blocked_total", "s3connector_importer_panics_total",
+		"s3connector_processing_panics_total",
 		// gauges of a run's findings and times appear once set
 		"s3connector_last_successful_run_timestamp_seconds", "s3connector_inbox_files",
 		"s3connector_files_skipped", "s3connector_files_blocked",
@@ -401,6 +407,8 @@ func TestGauges(t *testing.T) {
 	m.MoveBlocked("alpha", OpDelete)
 	m.SetBlocked("alpha", 2)
 	m.PanicRecovered("alpha")
+	m.ProcessingPanicRecovered("alpha")
+	m.ProcessingPanicRecovered("alpha")
 	next := time.Unix(1_700_000_300, 250_000_000)
 	m.SetNextRun("alpha", next)
 	m.SetLastScheduledRun("alpha", next.Add(-5*time.Minute))
@@ -423,6 +431,7 @@ func TestGauges(t *testing.T) {
 		{"copies blocked", m.movesBlocked.WithLabelValues("alpha", OpCopy), 0},
 		{"blocked files", m.blocked.WithLabelValues("alpha"), 2},
 		{"importer panics", m.panics.WithLabelValues("alpha"), 1},
+		{"processing panics", m.procPanics.WithLabelValues("alpha"), 2},
 		{"next run", m.nextRun.WithLabelValues("alpha"), 1_700_000_300.25},
 		{"last scheduled run", m.lastScheduled.WithLabelValues("alpha"), 1_700_000_000.25},
 		{"last run start", m.runStart.WithLabelValues("alpha"), 1_700_000_060.25},
