@@ -94,6 +94,46 @@ var (
 	expectingRegion = regexp.MustCompile(`expecting '([a-z0-9-]+)'`)
 )
 
+// sseCKeyMissing is how S3 says that an object was written with a
+// customer-provided key (SSE-C) that the request did not carry.
+const sseCKeyMissing = "stored using a form of server side encryption"
+
+// isSSECKeyMissing reports whether an error answer means "this object is
+// encrypted with SSE-C and the request has no key". A GetObject, a
+// CopyObject (or UploadPartCopy) of such an object without the key is
+// answered 400 Bad Request, code InvalidRequest, "The object was stored
+// using a form of Server Side Encryption. The correct parameters must be
+// provided to retrieve the object." (AWS's and MinIO's wording alike); the
+// key headers are required to read or copy the object ("If you encrypt an
+// object by using server-side encryption with customer-provided encryption
+// keys (SSE-C) when you store the object in Amazon S3, then when you GET
+// the object, you must use the following headers", GetObject, and
+// CopySourceSSECustomerKey, CopyObject, Amazon S3 API Reference).
+//
+// All three must hold. The code alone is not enough: InvalidRequest is
+// S3's 400 for many unrelated refusals (a copy source too large, a missing
+// Content-MD5 on an Object Lock bucket, MinIO's "Object is WORM
+// protected"), and a text match under any code misread, say, a 403
+// AccessDenied for an upload that names SSE-C on a bucket blocking it
+// ("rejected with an HTTP 403 AccessDenied error", Blocking or unblocking
+// SSE-C for a general purpose bucket, Amazon S3 User Guide), or the 400
+// "Requests specifying Server Side Encryption with Customer provided keys
+// must be made over a secure connection" of a request that sent a key.
+//
+// A HeadObject of an SSE-C object without the key is not recognised: "if
+// the HEAD request generates an error, it returns a generic code, such as
+// 400 Bad Request ... It's not possible to retrieve the exact exception"
+// (HeadObject, Amazon S3 API Reference), and the SDK names a bodiless 400
+// "BadRequest". A HEAD is also answered 400 for other reasons (a request
+// signed for another region, a malformed header), so calling every bare
+// 400 SSE-C would skip good files and tell the customer to re-encrypt
+// them; it stays unclassified (retried). A caller that needs the reason
+// must ask with a GET.
+func isSSECKeyMissing(status int, code, msg string) bool {
+	return status == http.StatusBadRequest && code == "InvalidRequest" &&
+		strings.Contains(strings.ToLower(msg), sseCKeyMissing)
+}
+
 // Classify wraps err with its class (ErrAccessDenied, ErrNotFound,
 // ErrWrongRegion, ErrThrottled, ErrInvalidExternalID) when it recognises it,
 // and returns err unchanged otherwise (network errors, cancellations, ...).
@@ -135,8 +175,7 @@ func Classify(err error, region string) error {
 		return &RegionError{Configured: region, Actual: actual, Err: err}
 	case code == "PreconditionFailed" || code == "ConditionalRequestConflict" || status == http.StatusPreconditionFailed:
 		return &classified{ErrPreconditionFailed, err}
-	case code == "InvalidRequest" && strings.Contains(msg, "Server Side Encryption") ||
-		strings.Contains(msg, "SSE-C") || strings.Contains(msg, "customer-provided"):
+	case isSSECKeyMissing(status, code, msg):
 		return &classified{ErrSSECUnsupported, err}
 	case code == "InvalidObjectState":
 		// By code, before the 403 it comes with: "Object is archived and
