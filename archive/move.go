@@ -29,6 +29,7 @@ type API interface {
 	UploadPartCopy(context.Context, *s3.UploadPartCopyInput, ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error)
 	CompleteMultipartUpload(context.Context, *s3.CompleteMultipartUploadInput, ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
 	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+	ListMultipartUploads(context.Context, *s3.ListMultipartUploadsInput, ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 	GetObjectTagging(context.Context, *s3.GetObjectTaggingInput, ...func(*s3.Options)) (*s3.GetObjectTaggingOutput, error)
 }
 
@@ -150,7 +151,8 @@ type Mover struct {
 	BasePath string
 	// MultipartThreshold: objects larger than this are copied with
 	// UploadPartCopy. 0 means SingleCopyLimit (5 GiB), the most one
-	// CopyObject can copy; tests lower it.
+	// CopyObject can copy, unless the test-only knob
+	// connector.EnvTestMultipartThreshold lowers it; tests lower it.
 	MultipartThreshold int64
 	// PartSize of multipart copies; 0 means DefaultPartSize. It grows when
 	// needed to stay within MaxParts.
@@ -338,11 +340,23 @@ func (m *Mover) threshold() int64 {
 	if m.MultipartThreshold > 0 {
 		return m.MultipartThreshold
 	}
+	// The torture suite's SIGKILLs must land in multipart copies, and its
+	// files are small (connector/testknobs.go).
+	if t := connector.MultipartThresholdOverride(); t > 0 {
+		return t
+	}
 	return SingleCopyLimit
 }
 
 func (m *Mover) copy(ctx context.Context, src Source, dest string) error {
 	if src.Size > m.threshold() {
+		// An earlier move of this version killed mid-copy left its upload
+		// at dest: abort it first (uploads.go). Best effort: the copy
+		// does not depend on it, and failing the move for it would import
+		// a file of over 5 GiB again; a role whose policy predates
+		// s3:ListBucketMultipartUploads is denied the listing and leaves
+		// such uploads to the bucket's lifecycle rules, as before.
+		_, _ = m.abortUploadsAt(ctx, dest)
 		return m.multipartCopy(ctx, src, dest)
 	}
 	in := &s3.CopyObjectInput{
