@@ -106,7 +106,7 @@ var badFiles = []struct {
 	},
 	{
 		file: "duplicate_key.bad.yaml",
-		want: []string{`line 8: mapping key "bucket" already defined at line 7`},
+		want: []string{`line 8: connections[0].bucket: mapping key "bucket" already defined at line 7`},
 	},
 	{
 		file: "duplicate_name.bad.yaml",
@@ -150,8 +150,8 @@ var badFiles = []struct {
 	{
 		file: "env_unset.bad.yaml",
 		want: []string{
-			"line 7: environment variable S3C_TEST_UNSET_ACCOUNT_ID is not set, used in connections[0].account_id",
-			"line 10: environment variable S3C_TEST_UNSET_EXTERNAL_ID is not set, used in connections[0].external_id",
+			"line 7: connections[0].account_id: environment variable S3C_TEST_UNSET_ACCOUNT_ID is not set",
+			"line 10: connections[0].external_id: environment variable S3C_TEST_UNSET_EXTERNAL_ID is not set",
 		},
 	},
 	{
@@ -243,7 +243,7 @@ var badFiles = []struct {
 	},
 	{
 		file: "importer_timeout.bad.yaml",
-		want: []string{"line 10: cannot unmarshal !!int `30` into a duration (write it with a unit, e.g. \"30s\")"},
+		want: []string{"line 10: connections[0].importer.timeout: cannot unmarshal !!int `30` into a duration (write it with a unit, e.g. \"30s\")"},
 	},
 	{
 		file: "importer_type.bad.yaml",
@@ -275,7 +275,7 @@ var badFiles = []struct {
 	},
 	{
 		file: "max_file_size.bad.yaml",
-		want: []string{`line 11: "ten gigs" is not a size: use a number of bytes or a number with a unit (KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 512MiB`},
+		want: []string{`line 11: connections[0].max_file_size: "ten gigs" is not a size: use a number of bytes or a number with a unit (KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 512MiB`},
 	},
 	{
 		file: "max_attempts.bad.yaml",
@@ -744,7 +744,7 @@ connections:
 		{
 			name:    "min_age without a unit",
 			yaml:    "principal_arn: arn:aws:iam::111122223333:root\n" + conn + "    min_age: 600\n",
-			wantErr: "line 8: cannot unmarshal !!int `600` into a duration (write it with a unit, e.g. \"30s\")",
+			wantErr: "line 8: connections[0].min_age: cannot unmarshal !!int `600` into a duration (write it with a unit, e.g. \"30s\")",
 		},
 		{
 			name: "selection keys",

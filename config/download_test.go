@@ -65,12 +65,12 @@ connections:
 		{
 			name: "threshold not a size",
 			yaml: "    download: {parallel_threshold: never}\n",
-			errs: []string{`line 7: "never" is not a size: use a number of bytes or a number with a unit (KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 512MiB, or off`},
+			errs: []string{`line 7: connections[0].download.parallel_threshold: "never" is not a size: use a number of bytes or a number with a unit (KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 512MiB, or off`},
 		},
 		{
 			name: "threshold a list",
 			yaml: "    download: {parallel_threshold: [1, 2]}\n",
-			errs: []string{"line 7: a size must be a number or a string such as 512MiB, or off"},
+			errs: []string{"line 7: connections[0].download.parallel_threshold: a size must be a number or a string such as 512MiB, or off"},
 		},
 		{
 			name: "part size and concurrency out of range",
@@ -91,7 +91,7 @@ connections:
 		{
 			name: "part size off",
 			yaml: "    download: {part_size: off}\n",
-			errs: []string{`line 7: "off" is not a size`},
+			errs: []string{`line 7: connections[0].download.part_size: "off" is not a size`},
 		},
 		{
 			name: "unknown key with hint",

@@ -146,37 +146,37 @@ connections:
 			yaml: strings.Replace(head, "abcdefghijklmnopqrstuvwxyz234567", "${NOT_SET}", 1) +
 				"    importer:\n      type: http\n      url: https://${HOST}/${HOST}${PATH}\n      headers: {X-Token: \"${TOKEN}\"}\n",
 			problems: []string{
-				"line 8: environment variable NOT_SET is not set, used in connections[0].external_id",
-				"line 11: environment variable HOST is not set, used in connections[0].importer.url",
-				"line 11: environment variable PATH is not set, used in connections[0].importer.url",
-				`line 12: environment variable TOKEN is not set, used in connections[0].importer.headers["X-Token"]`,
+				"line 8: connections[0].external_id: environment variable NOT_SET is not set",
+				"line 11: connections[0].importer.url: environment variable HOST is not set",
+				"line 11: connections[0].importer.url: environment variable PATH is not set",
+				`line 12: connections[0].importer.headers["X-Token"]: environment variable TOKEN is not set`,
 			},
 		},
 		{
 			name: "unset variables in maps and lists",
 			yaml: head + "    importer:\n      type: exec\n      command: [/bin/x, \"${ARG}\"]\n      env:\n        TOKEN: ${TOKEN}\n        \"my key\": ${OTHER}\n",
 			problems: []string{
-				"line 11: environment variable ARG is not set, used in connections[0].importer.command[1]",
-				`line 13: environment variable TOKEN is not set, used in connections[0].importer.env["TOKEN"]`,
-				`line 14: environment variable OTHER is not set, used in connections[0].importer.env["my key"]`,
+				"line 11: connections[0].importer.command[1]: environment variable ARG is not set",
+				`line 13: connections[0].importer.env["TOKEN"]: environment variable TOKEN is not set`,
+				`line 14: connections[0].importer.env["my key"]: environment variable OTHER is not set`,
 			},
 		},
 		{
 			name: "with unknown keys and type errors, in the order of the file",
 			yaml: head + "    workers: ${NOT_SET}\n    min_age: 5\n    importr: {}\n    max_files: ${UNSET_TOO}\n",
 			problems: []string{
-				"line 9: environment variable NOT_SET is not set, used in connections[0].workers",
-				"line 10: cannot unmarshal !!int `5` into a duration",
+				"line 9: connections[0].workers: environment variable NOT_SET is not set",
+				"line 10: connections[0].min_age: cannot unmarshal !!int `5` into a duration",
 				`line 11: unknown key "importr" in a connection; did you mean "importer"?`,
-				"line 12: environment variable UNSET_TOO is not set, used in connections[0].max_files",
+				"line 12: connections[0].max_files: environment variable UNSET_TOO is not set",
 			},
 		},
 		{
 			name: "a type error does not show an expanded value",
 			yaml: head + "    workers: ${SECRET}\n    max_files: x${SECRET}\n",
 			problems: []string{
-				"line 9: cannot unmarshal !!str (the value of \"${SECRET}\") into int",
-				"line 10: cannot unmarshal !!str (the value of \"x${SECRET}\") into int",
+				"line 9: connections[0].workers: cannot unmarshal !!str (the value of \"${SECRET}\") into int",
+				"line 10: connections[0].max_files: cannot unmarshal !!str (the value of \"x${SECRET}\") into int",
 			},
 		},
 		{

@@ -197,7 +197,7 @@ func TestImporterPermanentStatusAndEnv(t *testing.T) {
 		{
 			name:     "permanent_status not a list of numbers",
 			importer: "{type: http, url: https://sink.example/files, permanent_status: [bad]}",
-			wantErr:  []string{"line 9: cannot unmarshal !!str `bad` into int"},
+			wantErr:  []string{"line 9: connections[0].importer.permanent_status[0]: cannot unmarshal !!str `bad` into int"},
 		},
 		{
 			name:     "permanent_status only for http",

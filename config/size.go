@@ -44,7 +44,9 @@ func ParseByteSize(s string) (ByteSize, error) {
 	return ByteSize(b), nil
 }
 
-// UnmarshalYAML implements yaml.Unmarshaler.
+// UnmarshalYAML implements yaml.Unmarshaler. Its messages name the line,
+// as the decoder's own do; the loader names the field after it (expandEnv
+// decodes every size alone first, knowing its path).
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("line %d: a size must be a number or a string such as 512MiB", n.Line)
