@@ -35,10 +35,18 @@ const (
 )
 
 // fileRecord is the state of one version of one inbox file, kept only
-// while that version needs one: a record applies to its ETag alone, so a
-// new upload under the same key starts afresh.
+// while that version needs one: a record applies to that version alone
+// (see matches), so a new upload under the same key starts afresh, even
+// one with the same bytes.
 type fileRecord struct {
 	ETag string `json:"etag"`
+	// Modified is the version's LastModified as listed, and VersionID its
+	// version id once a GET or HEAD told it (never "null", see
+	// archive.Version.Versioned). The ETag alone does not tell versions
+	// apart: a re-upload of the same bytes has the same ETag. Records
+	// written before these fields existed have neither (see matches).
+	Modified  time.Time `json:"last_modified,omitzero"`
+	VersionID string    `json:"version_id,omitempty"`
 	// Attempts counts failed attempts (imports or moves) toward
 	// max_attempts; First, Last and LastError describe them. LastError is
 	// customer-safe (see publicReason): records live in the customer's
@@ -64,6 +72,46 @@ type fileRecord struct {
 	Blocked string    `json:"blocked,omitempty"`
 	NextTry time.Time `json:"next_try,omitzero"`
 }
+
+// matches reports whether the record is about f's version: same ETag,
+// same LastModified, and the same version id when both are known.
+//
+// A listing gives no version id, so LastModified is what tells a re-upload
+// of the same bytes from the version the record is about: S3 sets it when
+// the version is written, and it is "system controlled, meaning that only
+// Amazon S3 can modify the value" (System-defined object metadata, Working
+// with object metadata, Amazon S3 User Guide); placing a retention or a
+// legal hold "doesn't overwrite the object version or reset its
+// Last-Modified timestamp" (S3 Object Lock overview, same guide). Two
+// uploads of the same bytes within one second can still look alike, as
+// AWS lists whole seconds; on a versioned bucket the version id then tells
+// them apart wherever f has one (after its GET or HEAD: update's lookup),
+// but a listing has none.
+//
+// A record written by an older release has no LastModified: it matches on
+// its ETag alone, as it did when it was written. Calling it stale instead
+// would import again every file whose move was pending at the upgrade and
+// reset every max_attempts count and skipped or blocked state, which is
+// what records are there to prevent; matching on the ETag keeps the old
+// behaviour only for records written before the upgrade, and the next write
+// of such a record (update) adds the LastModified.
+func (r *fileRecord) matches(f File) bool {
+	if r.ETag != f.ETag {
+		return false
+	}
+	if !r.Modified.IsZero() && !r.Modified.Equal(f.LastModified) {
+		return false
+	}
+	if r.VersionID != "" && realVersion(f.VersionID) && r.VersionID != f.VersionID {
+		return false
+	}
+	return true
+}
+
+// realVersion reports whether id is a version id of its own: "" is an
+// unversioned bucket (or a listing, which has none) and "null" a
+// versioning-suspended one, whose next upload replaces it.
+func realVersion(id string) bool { return archive.Version{ID: id}.Versioned() }
 
 // stuck reports whether the record keeps its file out of runs until NextTry.
 func (r *fileRecord) stuck(now time.Time) bool {
@@ -123,7 +171,8 @@ func (a *stateStore) load(ctx context.Context) error {
 	return nil
 }
 
-// lookup returns f's record when it has one for f's ETag, else nil.
+// lookup returns f's record when it has one for f's version (matches),
+// else nil.
 func (a *stateStore) lookup(ctx context.Context, f File) (*fileRecord, error) {
 	name := a.name(f.RelKey)
 	a.mu.Lock()
@@ -144,7 +193,7 @@ func (a *stateStore) lookup(ctx context.Context, f File) (*fileRecord, error) {
 		a.cache[name] = rec
 		a.mu.Unlock()
 	}
-	if rec.ETag != f.ETag {
+	if !rec.matches(f) {
 		return nil, nil
 	}
 	c := *rec
@@ -152,7 +201,8 @@ func (a *stateStore) lookup(ctx context.Context, f File) (*fileRecord, error) {
 }
 
 // update applies change to f's record (a fresh one when f has none for its
-// ETag) and writes it.
+// version) and writes it. The record is stamped with f's LastModified and
+// real version id, which also upgrades a record an older release wrote.
 func (a *stateStore) update(ctx context.Context, f File, change func(*fileRecord)) (fileRecord, error) {
 	rec, err := a.lookup(ctx, f)
 	if err != nil {
@@ -160,6 +210,12 @@ func (a *stateStore) update(ctx context.Context, f File, change func(*fileRecord
 	}
 	if rec == nil {
 		rec = &fileRecord{ETag: f.ETag}
+	}
+	if rec.Modified.IsZero() {
+		rec.Modified = f.LastModified
+	}
+	if rec.VersionID == "" && realVersion(f.VersionID) {
+		rec.VersionID = f.VersionID
 	}
 	change(rec)
 	body, _ := json.Marshal(rec)
