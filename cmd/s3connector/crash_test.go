@@ -96,9 +96,11 @@ func TestCrashAtRandomMomentsArchivesEachVersionOnce(t *testing.T) {
 
 	// A killed run's lease blocks the connection for lease_ttl plus the
 	// same again of clock-skew allowance; runs started meanwhile are
-	// skipped (and say so), and the loop tries again.
-	kills, next := 0, files
-	for i := 0; i < 120 && kills < 12; i++ {
+	// skipped (and say so), and the loop tries again. kills counts
+	// SIGKILLs only: the re-upload half-way is a step of its own.
+	const wantKills = 12
+	kills, next, reuploaded := 0, files, false
+	for i := 0; i < 120 && kills < wantKills; i++ {
 		if left := len(inbox()); left < 40 {
 			// Keep the runs busy: more files arrive.
 			for j := range 100 {
@@ -119,7 +121,7 @@ func TestCrashAtRandomMomentsArchivesEachVersionOnce(t *testing.T) {
 			time.Sleep(400 * time.Millisecond)
 			continue
 		}
-		if kills == 8 {
+		if kills >= 8 && !reuploaded {
 			// New versions of files already archived (not in the inbox:
 			// no process runs, so none is half-moved).
 			waiting := map[string]bool{}
@@ -140,10 +142,13 @@ func TestCrashAtRandomMomentsArchivesEachVersionOnce(t *testing.T) {
 				n++
 			}
 			t.Logf("re-uploaded %d archived files", n)
-			kills++
+			reuploaded = true
 		}
 	}
-	t.Logf("%d kills during runs", kills)
+	t.Logf("%d SIGKILLs during runs", kills)
+	if kills < wantKills || !reuploaded {
+		t.Fatalf("%d SIGKILLs (re-upload done: %v), want %d and the re-upload: runs ended before the kill too often to prove anything", kills, reuploaded, wantKills)
+	}
 	// Finish: a killed run's lease expires after lease_ttl, then a run
 	// takes what is left.
 	for try := 0; len(inbox()) > 0; try++ {
