@@ -117,17 +117,24 @@ type LeaseOptions struct {
 	Holder string
 }
 
-// HolderID names a lease holder: host name, process id and 6 random bytes,
-// so that two runners in one process are told apart too.
+// HolderID names a lease holder: this process's random id (processID)
+// and 6 random bytes of the holder's own, so that two runners in one
+// process are told apart too. It never names the host or the process id:
+// the lease object is in the customer's bucket, where internal host names
+// must not go. The local log ties the id to both (takeLease).
 func HolderID() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "unknown-host"
-	}
 	b := make([]byte, 6)
 	rand.Read(b) // never fails (crypto/rand)
-	return fmt.Sprintf("%s/pid-%d/%s", host, os.Getpid(), hex.EncodeToString(b))
+	return processID() + "/" + hex.EncodeToString(b)
 }
+
+// processID is drawn once per process, so that the leases one process
+// holds share a prefix, as they shared the host name and pid before.
+var processID = sync.OnceValue(func() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return "s3connector-" + hex.EncodeToString(b)
+})
 
 // leaseRecord is the lease object's content.
 type leaseRecord struct {
@@ -489,6 +496,10 @@ func (r *Runner) takeLease(ctx context.Context, log *zap.Logger, s *Summary) (*l
 	l := newLease(r.s3, r.bucket, r.base, r.region, r.name, r.leaseOpts, r.now, log)
 	err := l.acquire(ctx)
 	if err == nil {
+		// The holder id in the bucket is random; this line is what tells
+		// ops which host and process it is.
+		host, _ := os.Hostname()
+		log.Info("took the connection's lease", zap.String("lease_holder", l.holder), zap.String("host", host), zap.Int("pid", os.Getpid()))
 		return l, true
 	}
 	s.Err = err

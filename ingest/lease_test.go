@@ -6,7 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/s3connector/s3connector/archive"
 	"github.com/s3connector/s3connector/config"
@@ -76,6 +81,71 @@ func leaseHolder(t *testing.T, srv *miniotest.Server, bucket, base string) (stri
 		t.Fatal(err)
 	}
 	return rec.Holder, true
+}
+
+// The lease object is in the customer's bucket: the holder id in it is
+// random, never the host name or the process id; only the local log ties
+// that id to the host and pid, so that ops can still tell who holds a
+// lease.
+func TestLeaseHolderNamesNoHost(t *testing.T) {
+	srv := needMinIO(t)
+	bucket := minioBucket(t, srv)
+	put(t, srv, bucket, "f.csv", []byte("x"))
+	var object []byte // the lease object as the run holds it
+	imp := importerFunc(func(ctx context.Context, f File, body io.Reader) error {
+		io.Copy(io.Discard, body)
+		out, err := srv.Root().GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String(LeaseKey)})
+		if err != nil {
+			return err
+		}
+		defer out.Body.Close()
+		object, err = io.ReadAll(out.Body)
+		return err
+	})
+	core, logs := observer.New(zap.InfoLevel)
+	r, err := NewRunner(testConnection(t, srv, bucket, "", "", nil), Options{Importer: imp, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Run(t.Context()); !s.OK() || s.Archived != 1 {
+		t.Fatalf("summary %+v", s)
+	}
+
+	var rec map[string]any
+	if err := json.Unmarshal(object, &rec); err != nil {
+		t.Fatalf("lease object %q: %v", object, err)
+	}
+	if got, want := slices.Sorted(maps.Keys(rec)), []string{"acquired", "connection", "expires", "holder", "renewed"}; !slices.Equal(got, want) {
+		t.Errorf("lease object has fields %q, want %q", got, want)
+	}
+	holder, _ := rec["holder"].(string)
+	if !regexp.MustCompile(`^s3connector-[0-9a-f]{16}/[0-9a-f]{12}$`).MatchString(holder) {
+		t.Errorf("holder %q is not a random id", holder)
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A host name of hex digits alone could turn up in the random id by
+	// chance; the format check above covers it.
+	if strings.Trim(host, "0123456789abcdef") != "" && strings.Contains(string(object), host) {
+		t.Errorf("the lease object names the host %q: %s", host, object)
+	}
+	if strings.Contains(string(object), "pid") {
+		t.Errorf("the lease object names the process: %s", object)
+	}
+
+	took := logs.FilterMessage("took the connection's lease").All()
+	if len(took) != 1 {
+		t.Fatalf("%d log lines say the lease was taken, want 1", len(took))
+	}
+	fields := took[0].ContextMap()
+	if fields["lease_holder"] != holder || fields["host"] != host || fields["pid"] != int64(os.Getpid()) || fields["connection"] != "acme" {
+		t.Errorf("log fields %v, want lease_holder %s, host %s, pid %d", fields, holder, host, os.Getpid())
+	}
+	if other := HolderID(); other == holder || !strings.HasPrefix(other, holder[:strings.Index(holder, "/")+1]) {
+		t.Errorf("another holder id of this process %q: want a different id with the same process prefix as %q", other, holder)
+	}
 }
 
 // Two runners on one connection started together (two replicas, or `run
