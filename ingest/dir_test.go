@@ -9,7 +9,9 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -543,5 +545,130 @@ func TestDirNameIndexBudget(t *testing.T) {
 	err := d.Import(context.Background(), File{Key: "f00/a.csv", RelKey: "f00/a.csv"}, strings.NewReader("x"))
 	if !errors.Is(err, ErrNameCollision) {
 		t.Errorf("collision in a dropped folder: err = %v, want ErrNameCollision", err)
+	}
+}
+
+// midReader hands out the first `after` bytes of r, then calls hook once
+// before the rest: the import is mid-body, its temp file open and partly
+// written.
+type midReader struct {
+	r     io.Reader
+	after int
+	hook  func()
+	n     int
+	done  bool
+}
+
+func (m *midReader) Read(p []byte) (int, error) {
+	if m.n >= m.after && !m.done {
+		m.done = true
+		m.hook()
+	}
+	if !m.done {
+		p = p[:min(len(p), m.after-m.n)]
+	}
+	n, err := m.r.Read(p)
+	m.n += n
+	return n, err
+}
+
+// A folder of the key swapped for a symbolic link to a folder outside the
+// import directory while the body is being read (another program racing
+// the import; the path checks all passed before): the write, made through
+// the folders Import opened as os.Root, never follows the link. The file
+// lands inside the directory (in the folder moved away) or the import
+// fails; nothing outside changes, and no temp file is left. The outside
+// folder has the key's layout, so a write by path through the link would
+// succeed there. The same key imported again then meets the link: the
+// transient error of TestDirNeverFollowsSymlinks.
+func TestDirFolderSwappedForLinkMidBody(t *testing.T) {
+	tests := []struct {
+		name    string
+		dirs    []string // folders under the root before the import
+		rel     string
+		swapped string // the folder replaced by a link to outside
+		// remove deletes the folder instead of moving it aside.
+		remove bool
+		// landsAt is where the file must be if the import succeeds ("": it
+		// must fail).
+		landsAt string
+	}{
+		{name: "folder moved aside", dirs: []string{"sub"}, rel: "sub/x.csv", swapped: "sub", landsAt: "sub.moved/x.csv"},
+		{name: "folder created by the import, moved aside", rel: "new/x.csv", swapped: "new", landsAt: "new.moved/x.csv"},
+		{name: "top folder of a deep key moved aside", dirs: []string{"a/b"}, rel: "a/b/c.csv", swapped: "a", landsAt: "a.moved/b/c.csv"},
+		{name: "folder holding the file, deep, moved aside", dirs: []string{"a/b"}, rel: "a/b/c.csv", swapped: "a/b", landsAt: "a/b.moved/c.csv"},
+		{name: "folder removed", dirs: []string{"sub"}, rel: "sub/x.csv", swapped: "sub", remove: true},
+		{name: "top folder of a deep key removed", dirs: []string{"a/b"}, rel: "a/b/c.csv", swapped: "a", remove: true},
+	}
+	body := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB: several writes
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := t.TempDir()
+			root, outside := filepath.Join(base, "root"), filepath.Join(base, "outside")
+			for _, d := range append([]string{""}, tt.dirs...) {
+				if err := os.MkdirAll(filepath.Join(root, filepath.FromSlash(d)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// outside mirrors the key's folders below the swapped one.
+			below := strings.TrimPrefix(path.Dir(tt.rel), tt.swapped)
+			if err := os.MkdirAll(filepath.Join(outside, filepath.FromSlash(below)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(outside, "victim"), []byte("outside"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			outsideBefore := snapshot(t, outside)
+
+			swapped := filepath.Join(root, filepath.FromSlash(tt.swapped))
+			swapErr := make(chan error, 1)
+			r := &midReader{r: bytes.NewReader(body), after: len(body) / 3, hook: func() {
+				var err error
+				if tt.remove {
+					err = os.RemoveAll(swapped)
+				} else {
+					err = os.Rename(swapped, swapped+".moved")
+				}
+				if err == nil {
+					err = os.Symlink(outside, swapped)
+				}
+				swapErr <- err
+			}}
+			d := Dir{Root: root, names: newDirNameIndex(1 << 10)}
+			f := File{Key: "imports/" + tt.rel, RelKey: tt.rel}
+			err := d.Import(context.Background(), f, r)
+			if err := <-swapErr; err != nil {
+				t.Fatalf("swap: %v", err)
+			}
+
+			if after := snapshot(t, outside); !maps.Equal(outsideBefore, after) {
+				t.Errorf("the import wrote outside the import directory:\nbefore %q\nafter  %q", outsideBefore, after)
+			}
+			inside := snapshot(t, root)
+			for p := range inside {
+				if strings.HasPrefix(filepath.Base(p), ".s3connector-") {
+					t.Errorf("temp file left: %s", p)
+				}
+			}
+			switch {
+			case err == nil && tt.landsAt == "":
+				t.Errorf("import succeeded, want it to fail: its folder was removed (files inside: %q)", slices.Sorted(maps.Keys(inside)))
+			case err == nil:
+				if got := inside[filepath.FromSlash(tt.landsAt)]; got != string(body) {
+					t.Errorf("import succeeded but %s holds %d bytes, want the body's %d (files inside: %q)", tt.landsAt, len(got), len(body), slices.Sorted(maps.Keys(inside)))
+				}
+			default:
+				t.Logf("import failed (permanent %v): %v", IsPermanent(err), err)
+			}
+
+			// The next run of the same key meets the link.
+			err = d.Import(context.Background(), f, strings.NewReader("again"))
+			if err == nil || IsPermanent(err) || !errors.Is(err, ErrSymlinkInImportDir) {
+				t.Errorf("import again = %v, want the transient error wrapping ErrSymlinkInImportDir", err)
+			}
+			if after := snapshot(t, outside); !maps.Equal(outsideBefore, after) {
+				t.Errorf("the second import wrote outside the import directory:\nbefore %q\nafter  %q", outsideBefore, after)
+			}
+		})
 	}
 }
