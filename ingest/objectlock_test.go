@@ -2,8 +2,11 @@ package ingest
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"errors"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -143,5 +146,46 @@ func TestRunOnObjectLockBucket(t *testing.T) {
 		if string(data) != string(b) || got.ObjectLockMode != types.ObjectLockModeGovernance {
 			t.Errorf("%s version %s: body %q, lock mode %q; want the original, locked", k, v, data, got.ObjectLockMode)
 		}
+	}
+}
+
+// On AWS a PUT to a bucket with a default retention needs Content-MD5 or
+// a checksum header (see contentMD5); MinIO does not require one, so this
+// is checked on the recorded request: a state record's PUT carries the
+// MD5 of the record it stored (MinIO checks a Content-MD5 it is given).
+func TestStateRecordCarriesContentMD5(t *testing.T) {
+	srv := needMinIO(t)
+	bucket := lockedBucket(t, srv)
+	put(t, srv, bucket, "in/flaky.csv", []byte("flaky"))
+	p := srv.NewProxy(t)
+	imp := importerFunc(func(ctx context.Context, f File, body io.Reader) error {
+		io.Copy(io.Discard, body)
+		return errors.New("sink unavailable")
+	})
+	conn := testConnection(t, srv, bucket, "in/", p.URL, func(c *config.Connection) { c.MaxAttempts = 3 })
+	r, err := NewRunner(conn, Options{Importer: imp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Run(t.Context()); s.Retry != 1 {
+		t.Fatalf("run: %+v, want flaky.csv left for a retry", s)
+	}
+	stored := keys(t, srv, bucket, "in/"+AttemptsFolder)
+	if len(stored) != 1 {
+		t.Fatalf("state records %v, want flaky.csv's", stored)
+	}
+	sum := md5.Sum(body(t, srv, bucket, stored[0]))
+	var records int
+	for _, q := range p.Matching(http.MethodPut, "") {
+		if !strings.HasSuffix(q.Path, "/"+stored[0]) {
+			continue
+		}
+		records++
+		if got, want := q.Header.Get("Content-Md5"), base64.StdEncoding.EncodeToString(sum[:]); got != want {
+			t.Errorf("PUT %s: Content-MD5 %q, want %q (the MD5 of the record)", q.Path, got, want)
+		}
+	}
+	if records != 1 {
+		t.Errorf("%d state record PUTs, want 1", records)
 	}
 }
