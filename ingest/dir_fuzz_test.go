@@ -14,7 +14,11 @@ import (
 // body, and two accepted keys never overwrite each other (case-only and
 // Unicode-normalisation variants are refused, not merged).
 func FuzzDirKeys(f *testing.F) {
+	// A key of exactly S3's 1,024-byte limit, in names of 255 bytes.
+	limit := strings.Repeat("a", 255) + "/" + strings.Repeat("b", 255) + "/" + strings.Repeat("c", 255) + "/" + strings.Repeat("d", 250) + "/x.csv"
 	for _, k := range [][2]string{
+		{limit, strings.ToUpper(limit)},
+		{limit, limit[:len(limit)-len("x.csv")] + "y.csv"}, // a sibling, also 1,024 bytes
 		{"a.csv", "A.csv"},
 		{"caf\u00e9.csv", "cafe\u0301.csv"},
 		{"../escape", "a/../../b"},

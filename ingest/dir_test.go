@@ -119,6 +119,19 @@ func TestDirCreatesMissingRootAndDirectories(t *testing.T) {
 // naming the key, found before the body is read; others stay transient.
 func TestDirKeysThatCannotBeWritten(t *testing.T) {
 	long := strings.Repeat("x", 300) // over NAME_MAX (255) on every common file system
+	// Keys of exactly S3's 1,024-byte limit (a connection whose base_path
+	// is empty lists them as they are): names of up to 255 bytes, the
+	// longest every common file system allows, are written; one name of
+	// 256 bytes is not.
+	name255 := func(c string) string { return strings.Repeat(c, 255) }
+	limitKey := name255("a") + "/" + name255("b") + "/" + name255("c") + "/" + strings.Repeat("d", 250) + "/x.csv"
+	limitKeyUTF8 := strings.Repeat("\u00e9", 127) + "e/" + strings.Repeat("\u00fc", 127) + "u/" + name255("c") + "/" + strings.Repeat("d", 250) + "/x.csv"
+	limitKeyLongName := name255("a") + "/" + name255("b") + "/" + name255("c") + "/" + strings.Repeat("d", 256)
+	for _, k := range []string{limitKey, limitKeyUTF8, limitKeyLongName} {
+		if len(k) != 1024 {
+			t.Fatalf("test key of %d bytes, want 1024", len(k))
+		}
+	}
 	tests := []struct {
 		name     string
 		files    []string // existing files under the root ("a") and folders ("a/")
@@ -138,6 +151,9 @@ func TestDirKeysThatCannotBeWritten(t *testing.T) {
 		{name: "too long below new folders", rel: "new/deeper/" + long, want: syscall.ENAMETOOLONG, absent: []string{"new"}},
 		{name: "too long below an existing folder", files: []string{"old/"}, rel: "old/" + long + "/c", want: syscall.ENAMETOOLONG},
 		{name: "longest name allowed", rel: "ok/" + strings.Repeat("y", 255)},
+		{name: "key of S3's 1,024-byte limit", rel: limitKey},
+		{name: "key of S3's 1,024-byte limit, two-byte characters", rel: limitKeyUTF8},
+		{name: "key of S3's 1,024-byte limit with a name too long", rel: limitKeyLongName, want: syscall.ENAMETOOLONG, wantText: "256 bytes", absent: []string{name255("a")}},
 		{name: "same key again overwrites", files: []string{"a.csv"}, rel: "a.csv"},
 		{name: "sibling of a file", files: []string{"a/b"}, rel: "a/c"},
 	}
