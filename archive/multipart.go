@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"runtime/debug"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,6 +24,18 @@ func (m *Mover) partSize(size int64) int64 {
 	}
 	return max(ps, MinPartSize)
 }
+
+// PanicError is the error of a step of a move that panicked (a part copy
+// of multipartCopy): recovered, so that the process and the other files go
+// on, the move fails as it would with that part's error. Value is what
+// panicked; Stack is the panicking goroutine's stack, for the caller's log
+// (Error leaves it out).
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 
 // multipartCopy copies objects above the single-copy limit with
 // UploadPartCopy, every part pinned to the source ETag. The upload carries
@@ -92,30 +105,43 @@ func (m *Mover) multipartCopy(ctx context.Context, src Source, dest string) (err
 		firstErr error
 		next     = make(chan int)
 	)
+	copyPart := func(i int) (err error) {
+		// A panic here (in the SDK, or a malformed answer) would take the
+		// whole process down from this goroutine: it becomes the part's
+		// error instead, and the move fails (and is aborted) as with any.
+		defer func() {
+			if p := recover(); p != nil {
+				err = &PanicError{Value: p, Stack: debug.Stack()}
+			}
+		}()
+		first := int64(i) * ps
+		last := min(first+ps, src.Size) - 1
+		out, err := m.S3.UploadPartCopy(pctx, &s3.UploadPartCopyInput{
+			Bucket:            &m.Bucket,
+			Key:               &dest,
+			UploadId:          up.UploadId,
+			PartNumber:        aws.Int32(int32(i + 1)),
+			CopySource:        cs,
+			CopySourceIfMatch: aws.String(src.ETag),
+			CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
+		})
+		if err != nil {
+			return err
+		}
+		parts[i] = types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.CopyPartResult.ETag}
+		return nil
+	}
 	for range min(conc, n) {
 		wg.Go(func() {
 			for i := range next {
-				first := int64(i) * ps
-				last := min(first+ps, src.Size) - 1
-				out, err := m.S3.UploadPartCopy(pctx, &s3.UploadPartCopyInput{
-					Bucket:            &m.Bucket,
-					Key:               &dest,
-					UploadId:          up.UploadId,
-					PartNumber:        aws.Int32(int32(i + 1)),
-					CopySource:        cs,
-					CopySourceIfMatch: aws.String(src.ETag),
-					CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
-				})
-				if err != nil {
+				if err := copyPart(i); err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = fmt.Errorf("copy %q to %q: part %d of %d: %w", src.Key, dest, i+1, n, err)
 						cancel()
 					}
 					mu.Unlock()
-					continue
 				}
-				parts[i] = types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.CopyPartResult.ETag}
 			}
 		})
 	}
