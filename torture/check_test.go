@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/s3connector/s3connector/archive"
 	"github.com/s3connector/s3connector/connector"
@@ -68,6 +69,14 @@ type Figures struct {
 	ImportedTwice int
 	// MultipartLeft: multipart uploads not completed or aborted.
 	MultipartLeft int
+	// MultipartCopies: archived copies made by a multipart copy (their
+	// ETag has the "-<parts>" suffix of a completed multipart upload);
+	// not an invariant, reported, so that MultipartLeft is seen to mean
+	// something (the crash scenario lowers the threshold to get some).
+	MultipartCopies int
+	// Checked: archived copies whose body was compared with what was
+	// seeded; Imported: files found in the import directories.
+	Checked, Imported int
 	// MarkersLeft: validation markers (archive/.s3connector-validate-*)
 	// a validation could not delete; not an invariant, reported.
 	MarkersLeft int
@@ -78,8 +87,8 @@ type Figures struct {
 
 // String is the standard part of a scenario's line.
 func (g Figures) String() string {
-	s := fmt.Sprintf("%d lost, %d archived twice, %d in two places, %d body mismatches, %d good files in error/, %d left in the inbox, %d multipart uploads left, %d panics, %d secrets in output",
-		g.Lost, g.ArchivedTwice, g.InTwoPlaces, g.BodyMismatch, g.GoodInError, g.InInbox, g.MultipartLeft, g.Panics, g.Secrets)
+	s := fmt.Sprintf("%d lost, %d archived twice, %d in two places, %d body mismatches, %d good files in error/, %d left in the inbox, %d multipart uploads left (%d multipart copies), %d panics, %d secrets in output",
+		g.Lost, g.ArchivedTwice, g.InTwoPlaces, g.BodyMismatch, g.GoodInError, g.InInbox, g.MultipartLeft, g.MultipartCopies, g.Panics, g.Secrets)
 	if g.MarkersLeft > 0 {
 		s += fmt.Sprintf(" (%d validation markers left in archive/)", g.MarkersLeft)
 	}
@@ -99,6 +108,9 @@ var sessionToken = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|F
 // the last seeded version; no multipart upload left; no "panic" and no
 // secret in any process output. Problems fail the test (a few examples of
 // each are printed); the figures are returned for the scenario's line.
+// A check of nothing fails too: no version seeded, no archived copy read
+// (unless every version may still be in the inbox), no imported file found
+// (unless NoImport), no process output read.
 func (f *Fixture) Check(o CheckOptions) Figures {
 	t := f.T
 	t.Helper()
@@ -175,6 +187,9 @@ func (f *Fixture) Check(o CheckOptions) Figures {
 			}
 			if inArchive {
 				reads = append(reads, read{ak, v.SHA256})
+				if strings.Contains(objects[ak], "-") {
+					g.MultipartCopies++
+				}
 			}
 		}
 	}
@@ -227,6 +242,7 @@ func (f *Fixture) Check(o CheckOptions) Figures {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.Checked = len(reads)
 
 	// Imported bodies: each key in one import directory (or more, when
 	// allowed), every copy one of its seeded versions, one copy the last.
@@ -295,6 +311,7 @@ func (f *Fixture) Check(o CheckOptions) Figures {
 				bad("body", "no import directory holds the last version of %s", rel)
 			}
 		}
+		g.Imported = len(found)
 		for rel := range found {
 			if _, ok := versions[rel]; !ok {
 				g.BodyMismatch++
@@ -303,13 +320,10 @@ func (f *Fixture) Check(o CheckOptions) Figures {
 		}
 	}
 
-	// Multipart uploads left behind.
-	mp, err := f.Srv.Root().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(f.Bucket), Prefix: aws.String(Base)})
-	if err != nil {
-		t.Fatalf("list multipart uploads: %v", err)
-	}
-	g.MultipartLeft = len(mp.Uploads)
-	for _, u := range mp.Uploads {
+	// Multipart uploads left behind, in the whole bucket (the fixture's
+	// own).
+	for _, u := range f.Uploads() {
+		g.MultipartLeft++
 		bad("multipart", "multipart upload %s of %s left", aws.ToString(u.UploadId), aws.ToString(u.Key))
 	}
 
@@ -335,6 +349,18 @@ func (f *Fixture) Check(o CheckOptions) Figures {
 		}
 	}
 
+	// A check of nothing proves nothing.
+	switch {
+	case g.Versions == 0:
+		t.Error("checker: nothing was seeded")
+	case g.Checked == 0 && !o.AllowInbox:
+		t.Error("checker: no archived copy to check")
+	case g.Imported == 0 && !o.NoImport && !o.AllowInbox:
+		t.Errorf("checker: no imported file in %v", o.ImportDirs)
+	case len(procs) == 0:
+		t.Error("checker: no process output to read")
+	}
+
 	kinds := make([]string, 0, len(examples))
 	for k := range examples {
 		kinds = append(kinds, k)
@@ -347,6 +373,29 @@ func (f *Fixture) Check(o CheckOptions) Figures {
 		t.Errorf("invariant broken (%s), e.g.:\n  %s", k, strings.Join(examples[k], "\n  "))
 	}
 	return g
+}
+
+// Uploads lists the multipart uploads in progress anywhere in the bucket.
+// Without a prefix: the pinned MinIO lists uploads by prefix only when the
+// prefix is a whole key (it answers none for Base), so a prefix would make
+// the checker's "no upload left" vacuous.
+func (f *Fixture) Uploads() []types.MultipartUpload {
+	t := f.T
+	t.Helper()
+	var all []types.MultipartUpload
+	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(f.Bucket)}
+	for range 100 {
+		out, err := f.Srv.Root().ListMultipartUploads(t.Context(), in)
+		if err != nil {
+			t.Fatalf("list multipart uploads: %v", err)
+		}
+		all = append(all, out.Uploads...)
+		if !aws.ToBool(out.IsTruncated) {
+			break
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+	return all
 }
 
 // resolveModified finds the LastModified of versions the seeder could not
