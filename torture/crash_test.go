@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/s3connector/s3connector/connector"
 )
 
@@ -26,10 +28,22 @@ import (
 // and retries every second. Kills land anywhere: during start-up and
 // validation, while waiting for the lease, mid-run; the line says how many
 // were mid-run (the process held the lease when it died).
+//
+// Files above multipartAbove (a test-only knob, connector/testknobs.go;
+// about half the small files and every large one) are copied part by part,
+// so kills land in multipart copies too: such a kill leaves an incomplete
+// upload at the file's destination, which the next move of the file must
+// abort (archive/uploads.go). After every kill the bucket's uploads are
+// listed; every upload seen must be gone at the end (the checker), and at
+// least one must have been seen, or the check proved nothing.
 func TestCrash(t *testing.T) {
 	t.Parallel()
-	const kills = 100
+	const (
+		kills          = 100
+		multipartAbove = "32KiB"
+	)
 	f := NewFixture(t, FixtureOptions{})
+	f.ExtraEnv = []string{connector.EnvTestMultipartThreshold + "=" + multipartAbove}
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	seeded := f.Seed(SeedOptions{Files: 2000, Prefix: "batch/", LargeEvery: 100})
 	files, bytes := seeded.Files, seeded.Bytes
@@ -40,6 +54,10 @@ func TestCrash(t *testing.T) {
 	var (
 		killed, midRun, onceKills, daemonKills, finished, reuploaded int
 		free                                                         time.Time // the lease is free from then on
+		// leftBy: the multipart uploads seen after a kill (by upload id),
+		// and how many kills left at least one new one.
+		leftBy         = map[string]bool{}
+		killsMidUpload int
 	)
 	for round := 0; killed < kills; round++ {
 		if round > 10*kills {
@@ -95,6 +113,15 @@ func TestCrash(t *testing.T) {
 			midRun++
 			free = time.Now().Add(2*time.Second + 100*time.Millisecond)
 		}
+		fresh := false
+		for _, u := range f.Uploads() {
+			if id := aws.ToString(u.UploadId); !leftBy[id] {
+				leftBy[id], fresh = true, true
+			}
+		}
+		if fresh {
+			killsMidUpload++
+		}
 	}
 	t.Logf("%d kills (%d mid-run) in %s; finishing", killed, midRun, time.Since(start).Round(time.Second))
 
@@ -106,8 +133,11 @@ func TestCrash(t *testing.T) {
 		t.Errorf("the finishing daemon did not stop cleanly on SIGTERM: %v", err)
 	}
 	fig := f.Check(CheckOptions{})
-	Report(t, fmt.Sprintf("1 crash: %d SIGKILLs (%d of run --once, %d of the daemon; %d mid-run, holding the lease) over %s files (%s) and %d re-uploaded versions, %d runs ending on their own, %s: %s",
-		killed, onceKills, daemonKills, midRun, Thousands(files), MiB(bytes), reuploaded, finished,
+	if len(leftBy) == 0 {
+		t.Errorf("no kill landed in a multipart copy (%d multipart copies above %s): the cleanup of the uploads they leave was not tested", fig.MultipartCopies, multipartAbove)
+	}
+	Report(t, fmt.Sprintf("1 crash: %d SIGKILLs (%d of run --once, %d of the daemon; %d mid-run, holding the lease; %d mid multipart copy, leaving %d uploads, %d of them not aborted by a later move) over %s files (%s, multipart copies above %s) and %d re-uploaded versions, %d runs ending on their own, %s: %s",
+		killed, onceKills, daemonKills, midRun, killsMidUpload, len(leftBy), fig.MultipartLeft, Thousands(files), MiB(bytes), multipartAbove, reuploaded, finished,
 		time.Since(start).Round(time.Second), fig))
 }
 
