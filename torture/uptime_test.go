@@ -30,7 +30,9 @@ type uptimeSample struct {
 // descriptors and heap in use, read from the daemon's /metrics every 5 s,
 // must stay flat: the median of the last minute at most 20% above the
 // median of the first minute (after 30 s of warm-up) plus a small constant
-// (10 goroutines, 10 descriptors, 4 MiB of heap). Every file is moved.
+// (10 goroutines, 10 descriptors, 4 MiB of heap). Every file is moved. A
+// series that reads 0 (missing from /metrics) fails the scenario: 0 would
+// pass as flat.
 func TestLongUptime(t *testing.T) {
 	t.Parallel()
 	total := 10 * time.Minute
@@ -50,6 +52,7 @@ func TestLongUptime(t *testing.T) {
 	waitUntil(t, time.Minute, "the daemon's /metrics", func() bool { return d.Metrics() != nil })
 
 	var samples []uptimeSample
+	zeroSamples := 0
 	uploaded, reloads, tick := Seeded{}, 0, 0
 	workers := 4
 	start := time.Now()
@@ -61,7 +64,17 @@ func TestLongUptime(t *testing.T) {
 		tick++
 		if elapsed >= nextSample {
 			if m := d.Metrics(); m != nil {
-				samples = append(samples, uptimeSample{elapsed, m.Sum("go_goroutines"), m.Sum("process_open_fds"), m.Sum("go_memstats_heap_inuse_bytes")})
+				u := uptimeSample{elapsed, m.Sum("go_goroutines"), m.Sum("process_open_fds"), m.Sum("go_memstats_heap_inuse_bytes")}
+				samples = append(samples, u)
+				// A series missing from /metrics reads 0, and 0 is flat:
+				// such a sample proves nothing.
+				if u.goroutines == 0 || u.fds == 0 || u.heapB == 0 {
+					zeroSamples++
+					if zeroSamples == 1 {
+						t.Errorf("/metrics at %s: goroutines %v, open fds %v, heap in use %v: a series is missing (reads 0), so flatness cannot be told",
+							elapsed.Round(time.Second), u.goroutines, u.fds, u.heapB)
+					}
+				}
 			} else {
 				t.Errorf("no /metrics at %s", elapsed.Round(time.Second))
 			}
@@ -106,6 +119,9 @@ func TestLongUptime(t *testing.T) {
 		slices.Sort(xs)
 		return xs[len(xs)/2]
 	}
+	if len(samples) < 2 {
+		t.Fatalf("%d samples of /metrics in %s", len(samples), total)
+	}
 	last := samples[len(samples)-1].at
 	type series struct {
 		name  string
@@ -122,6 +138,9 @@ func TestLongUptime(t *testing.T) {
 	} {
 		first, end := median(warmup, warmup+window, s.v), median(last-window, last+1, s.v)
 		figures = append(figures, fmt.Sprintf("%s %s → %s", s.name, s.unit(first), s.unit(end)))
+		if first == 0 || end == 0 {
+			t.Errorf("%s read 0 from /metrics (median %s in the first minute, %s in the last): nothing was measured", s.name, s.unit(first), s.unit(end))
+		}
 		if end > first*1.2+s.slack {
 			t.Errorf("%s not flat: median %s in the first minute, %s in the last (limit 120%% + %s)", s.name, s.unit(first), s.unit(end), s.unit(s.slack))
 		}
