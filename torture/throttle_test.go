@@ -23,7 +23,8 @@ import (
 // successful retry — never fail a call with "retry quota exceeded" (the
 // SDK's shared retry quota, which the connector disables), and send no
 // good file to error/ (I4): a file whose retries all failed is left in the
-// inbox and taken by a later run.
+// inbox and taken by a later run. The backoff is asserted: fewer requests
+// a second while throttled than once clean, and files archived meanwhile.
 func TestThrottling(t *testing.T) {
 	t.Parallel()
 	const (
@@ -103,10 +104,23 @@ func TestThrottling(t *testing.T) {
 	}
 	retried := m.Sum("s3connector_files_total", `outcome="retry"`)
 	// Backing off shows as the request rate: low while throttled, high
-	// once clean.
+	// once clean. The proxy answers a throttled attempt at once, without
+	// MinIO's work, so a client that retried without waiting would send
+	// more requests a second while throttled, not fewer.
 	all := "s3connector_s3_requests_total"
 	rateThrottled := during.Sum(all) / throttleFor.Seconds()
-	rateClean := (m.Sum(all) - during.Sum(all)) / finish.Seconds()
+	cleanRequests := m.Sum(all) - during.Sum(all)
+	rateClean := cleanRequests / finish.Seconds()
+	switch {
+	case cleanRequests < 100:
+		t.Errorf("only %.0f requests after the throttling: too few files left to compare the rates (seed more)", cleanRequests)
+	case rateThrottled >= rateClean:
+		t.Errorf("%.0f requests/s while throttled, %.0f/s clean: no backoff", rateThrottled, rateClean)
+	}
+	// And the retries got through: files were archived while throttled.
+	if n := during.Sum("s3connector_files_total", `outcome="archived"`); n == 0 {
+		t.Errorf("no file archived during %s of throttling: the retries never succeeded", throttleFor)
+	}
 	fig := f.Check(CheckOptions{})
 	Report(t, fmt.Sprintf("3 throttling: %s files (%s), %s of %.0f%% 503 SlowDown and %.0f%% 500 InternalError on S3 (%d and %d answered of %d requests); requests_total: %.0f throttled, %.0f error, %.0f ok, %.0f requests/s while throttled (backing off) vs %.0f/s clean; %.0f file attempts left for a later run, 0 \"retry quota exceeded\", the rest %s after: %s",
 		Thousands(seeded.Files), MiB(seeded.Bytes), throttleFor, slowDown*100, internal*100, answered503.Load(), answered500.Load(), requestsDuring.Load(),
