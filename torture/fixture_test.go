@@ -112,12 +112,15 @@ func NewFixture(t *testing.T, o FixtureOptions) *Fixture {
 	return f
 }
 
+// EnvKeepLogs=1 keeps every process's output, as a failed test does
+// (keepLogsOnFailure).
+const EnvKeepLogs = "S3CONNECTOR_TORTURE_KEEP_LOGS"
+
 // keepLogsOnFailure writes every process's output to
 // $TMPDIR/s3connector-torture-logs/<test>/ when the test failed, or always
-// with S3CONNECTOR_TORTURE_KEEP_LOGS=1 (the test's own temporary
-// directories are removed).
+// with EnvKeepLogs=1 (the test's own temporary directories are removed).
 func (f *Fixture) keepLogsOnFailure() {
-	if !f.T.Failed() && os.Getenv("S3CONNECTOR_TORTURE_KEEP_LOGS") != "1" {
+	if !f.T.Failed() && os.Getenv(EnvKeepLogs) != "1" {
 		return
 	}
 	dir := filepath.Join(os.TempDir(), "s3connector-torture-logs", strings.ReplaceAll(f.T.Name(), "/", "-"))
