@@ -184,13 +184,15 @@ clean:
 
 # Fuzz targets (issue: hostile input), each for FUZZTIME; not part of
 # `make test`, which runs their seed corpora (the f.Add cases) as tests.
+# FUZZ_TARGETS: name:package of each, also run by `make torture`.
 FUZZTIME ?= 30s
+FUZZ_TARGETS := FuzzParse:./config FuzzDirKeys:./ingest FuzzDestKey:./archive FuzzListedKey:./connector
 .PHONY: fuzz
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config
-	$(GO) test -run '^$$' -fuzz '^FuzzDestKey$$' -fuzztime $(FUZZTIME) ./archive
-	$(GO) test -run '^$$' -fuzz '^FuzzListedKey$$' -fuzztime $(FUZZTIME) ./connector
-	$(GO) test -run '^$$' -fuzz '^FuzzDirKeys$$' -fuzztime $(FUZZTIME) ./ingest
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "$(GO) test -run '^$$' -fuzz '^$${t%%:*}$$' -fuzztime $(FUZZTIME) $${t#*:}"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(FUZZTIME) $${t#*:} || exit 1; \
+	done
 
 # The torture suite (issue 12), not part of `make test`: the built binary
 # under SIGKILLs, network faults, throttling, expiring credentials, sink
@@ -199,12 +201,26 @@ fuzz:
 # invariants; one line of figures per scenario, non-zero exit if any breaks.
 # The ten-minute long-uptime scenario runs in a process of its own next to
 # the others (go test would start it only once two of the others ended,
-# past the 15-minute budget); its output follows theirs.
+# past the 15-minute budget); those run three at a time (-parallel 3: most
+# of their time is spent waiting out faults, about 0.4 of a core each).
+# Once they have ended, while long uptime still runs (it is light: 3 files
+# a second), the four fuzz targets run one after another for
+# TORTURE_FUZZTIME each, with one fuzzing worker (-parallel 1, a core left
+# to the uptime daemon), and print one line ("8 hostile input"). Long
+# uptime's output follows. About 12 minutes on 2 cores.
+TORTURE_FUZZTIME ?= 20s
 TORTURE_GO = $(if $(wildcard /dev/shm),TMPDIR=/dev/shm) $(GO) test -tags torture -race=false -count=1 -timeout 14m -v
 .PHONY: torture
 torture: tools $(TOOLS)/.toxiproxy-$(TOXIPROXY_VERSION)
-	@out=$$(mktemp); \
+	@out=$$(mktemp); fz=$$(mktemp); \
 	$(TORTURE_GO) -run '^TestLongUptime$$' ./torture/ > $$out 2>&1 & up=$$!; \
-	$(TORTURE_GO) -skip '^TestLongUptime$$' ./torture/; rest=$$?; \
-	wait $$up; uptime=$$?; echo "==> long uptime (its own process)"; cat $$out; rm -f $$out; \
-	test $$rest -eq 0 && test $$uptime -eq 0
+	$(TORTURE_GO) -parallel 3 -skip '^TestLongUptime$$' ./torture/; rest=$$?; \
+	fuzz=0; line=""; \
+	for t in $(FUZZ_TARGETS); do \
+	  if $(GO) test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(TORTURE_FUZZTIME) -parallel 1 $${t#*:} > $$fz 2>&1; then \
+	    line="$$line $${t%%:*} ($${t#*:}) ok, $$(grep -o 'execs: [0-9]*' $$fz | tail -1 | cut -d' ' -f2) execs;"; \
+	  else fuzz=1; line="$$line $${t%%:*} ($${t#*:}) FAILED;"; echo "==> $${t%%:*} failed:"; cat $$fz; fi; \
+	done; \
+	wait $$up; uptime=$$?; echo "==> long uptime (its own process)"; cat $$out; rm -f $$out $$fz; \
+	echo "8 hostile input: go test -fuzz, $(TORTURE_FUZZTIME) each, one worker:$$line" | sed 's/;$$//'; \
+	test $$rest -eq 0 && test $$uptime -eq 0 && test $$fuzz -eq 0
