@@ -121,6 +121,7 @@ func (r *Runner) getObject(ctx context.Context, f File) (*s3.GetObjectOutput, er
 		return obj, nil
 	}
 	fetch := func(ctx context.Context, buf []byte, start, end int64) ([]byte, error) {
+		r.hook("range", f)
 		return r.getRange(ctx, f, buf, start, end, total)
 	}
 	obj.Body = newRangedReader(ctx, obj.Body, fetch, d.partSize, total, d.concurrency, d.bufs)
@@ -250,11 +251,25 @@ func newRangedReader(ctx context.Context, first io.ReadCloser, fetch func(ctx co
 			go func() {
 				defer d.wg.Done()
 				defer close(p.done)
-				p.buf, p.err = fetch(ctx, buf, p.start, p.end)
+				p.buf, p.err = safeFetch(ctx, fetch, buf, p.start, p.end)
 			}()
 		}
 	}()
 	return d
+}
+
+// safeFetch is fetch that returns a panic as its error (a *panicError,
+// with the stack): from a fetch goroutine, a panic would end the whole
+// process. The reader returns it at the part's place in the body, and the
+// worker treats the file as crashed (see run.crashed). The part's buffer
+// is not handed back: the collector has it.
+func safeFetch(ctx context.Context, fetch func(ctx context.Context, buf []byte, start, end int64) ([]byte, error), buf []byte, start, end int64) (out []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, recovered(p)
+		}
+	}()
+	return fetch(ctx, buf, start, end)
 }
 
 var errDownloadStopped = errors.New("download stopped")

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/s3connector/s3connector/archive"
 	"github.com/s3connector/s3connector/connector"
 	"github.com/s3connector/s3connector/metrics"
 )
@@ -19,6 +21,9 @@ const (
 	ReasonRejected = "rejected"
 	// ReasonImporterCrashed: the importer panicked on the file.
 	ReasonImporterCrashed = "importer_crashed"
+	// ReasonProcessingCrashed: s3connector's own processing of the file
+	// (outside the importer) panicked.
+	ReasonProcessingCrashed = "processing_crashed"
 	// ReasonGaveUp: max_attempts transient failures.
 	ReasonGaveUp = "gave_up"
 	// ReasonArchiveFailed: imported, but archiving it failed max_attempts
@@ -33,7 +38,31 @@ var (
 	errReadBody = errors.New("read body")
 	// errImporterPanic marks an importer that panicked.
 	errImporterPanic = errors.New("importer panicked")
+	// errProcessingPanic marks a panic in the connector's own processing
+	// of a file (see panicError).
+	errProcessingPanic = errors.New("processing panicked")
 )
+
+// reasonProcessingCrashed is the error/ report's reason for a file whose
+// processing panicked (ReasonProcessingCrashed); the log has the panic.
+const reasonProcessingCrashed = "the connector crashed while processing this file (a fault in the connector, not in the file or the import service; its operator has the details)"
+
+// panicError is a recovered panic of the connector's own code (not the
+// importer's) as an error: that of a file's processing (processSafely,
+// finishPending) or of a helper goroutine (a ranged download's fetch),
+// which returns it as its result instead of crashing the process. stack
+// is the panicking goroutine's stack, for the log; Error leaves it out.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+// recovered wraps the value of a recover() made in a deferred call, with
+// the stack of the goroutine that panicked (not yet unwound there).
+func recovered(v any) *panicError { return &panicError{value: v, stack: debug.Stack()} }
+
+func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
+func (e *panicError) Unwrap() error { return errProcessingPanic }
 
 // publicReason says what went wrong in words fit for the customer's bucket
 // (error/ reports and file state records): a sink's response body, a host
@@ -46,6 +75,8 @@ func publicReason(err error) string {
 		return pe.Reason
 	case errors.As(err, &pe):
 		return "rejected by the importer"
+	case errors.Is(err, errProcessingPanic):
+		return reasonProcessingCrashed
 	case errors.Is(err, errReadBody):
 		return "reading the file from the bucket failed"
 	case errors.Is(err, context.DeadlineExceeded):
@@ -94,16 +125,93 @@ func (ru *run) importSafely(ctx context.Context, log fileLog, f File, body io.Re
 }
 
 // processSafely is process that survives a panic of its own (a bug in the
-// connector, not the importer's: see importSafely): logged with its stack
-// and counted, the file is left in the inbox, and the worker goes on.
+// connector, not the importer's: see importSafely): see crashed.
 func (ru *run) processSafely(ctx context.Context, f File) (res result) {
+	var pr progress
 	defer func() {
 		if p := recover(); p != nil {
-			ru.r.metrics.PanicRecovered(ru.r.name)
-			ru.log.Error("processing the file panicked; it stays in the inbox", zap.String("key", f.Key),
-				zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
-			res = result{out: ru.r.done(outRetry, f, 0)}
+			res = ru.crashed(ctx, fileLog{ru.log, f.Key}, f, &pr, nil, recovered(p))
 		}
 	}()
-	return ru.process(ctx, f)
+	return ru.process(ctx, f, &pr)
+}
+
+// progress is what one file's processing has decided so far: crashed
+// needs it to tell a file the importer has not judged yet from one whose
+// move is under way.
+type progress struct {
+	// verdict, code and reason are those of the move under way, set when
+	// it starts (move, moveAsync, and finishMove for its delete).
+	verdict, code, reason string
+	// copied is the move's destination once its copy is known to exist.
+	copied string
+}
+
+// moving records that a move to the folder of verdict has started.
+func (pr *progress) moving(verdict string, report *archive.Report) {
+	pr.verdict, pr.code, pr.reason, pr.copied = verdict, "", "", ""
+	if report != nil {
+		pr.code, pr.reason = report.ReasonCode, report.Reason
+	}
+}
+
+// crashed handles a panic in the connector's own processing of f (pe; a
+// bug here, not in the importer: see importSafely): it is logged with its
+// stack and counted (s3connector_processing_panics_total), and then it is
+// f's failure, as an importer's panic is, not a retry: a crash on one
+// file comes back on every run, and the other files and the daemon go on.
+//   - Before a move started: f goes to error/ with a processing_crashed
+//     report. That decision is recorded first, so that if the move to
+//     error/ crashes too, the next run only moves f (finishMove) and never
+//     downloads or imports it again. src is what a move keeps of f, when
+//     known (nil: read with a HEAD).
+//   - During a move (the importer has decided, pr.verdict): the attempt is
+//     recorded as the move's failure (moveFailed), so f is not imported
+//     again, only its move is retried, and an archive copy that keeps
+//     failing goes to error/ after max_attempts.
+//
+// A panic while doing so is logged and counted too, and leaves f in the
+// inbox.
+func (ru *run) crashed(ctx context.Context, log fileLog, f File, pr *progress, src *archive.Source, pe *panicError) (res result) {
+	r := ru.r
+	r.metrics.ProcessingPanicRecovered(r.name)
+	log.Error("processing the file panicked", zap.Any("panic", pe.value), zap.ByteString("stack", pe.stack))
+	defer func() {
+		if p := recover(); p != nil {
+			r.metrics.ProcessingPanicRecovered(r.name)
+			log.Error("handling the panic of the file's processing panicked too; the file stays in the inbox",
+				zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+			res = result{out: r.done(outRetry, f, 0)}
+		}
+	}()
+	if pr.verdict != "" {
+		var err error = pe
+		if pr.copied != "" {
+			err = &archive.DeleteError{Key: f.Key, Copy: pr.copied, Err: pe}
+		}
+		return result{out: ru.moveFailed(ctx, log, f, pr.verdict, pr.code, pr.reason, err)}
+	}
+	if src == nil {
+		s, res, ok := ru.head(ctx, log, f)
+		if !ok {
+			return res
+		}
+		src = &s
+	}
+	if f.VersionID == "" {
+		f.VersionID = src.VersionID
+	}
+	attempts, first := 1, time.Time{}
+	if ru.state != nil {
+		rec, err := ru.state.fail(ctx, f, r.now(), reasonProcessingCrashed, func(rec *fileRecord) {
+			rec.Verdict, rec.ReasonCode, rec.Reason = verdictError, ReasonProcessingCrashed, reasonProcessingCrashed
+		})
+		if err != nil {
+			log.Warn("cannot record the crashed file; if its move fails too, the next run reads it again", zap.Error(err))
+		} else {
+			attempts, first = max(rec.Attempts, 1), rec.First
+		}
+	}
+	report := ru.report(f, ReasonProcessingCrashed, reasonProcessingCrashed, attempts, first)
+	return result{out: ru.move(ctx, log, f, *src, verdictError, report, pr), bytes: src.Size}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -82,6 +81,20 @@ type Runner struct {
 	now                        func() time.Time
 	leaseOpts                  LeaseOptions
 	download                   downloadOptions
+	// testHook, set by tests only, is called at named points of a file's
+	// processing ("read": before its GET; "range": before each ranged
+	// fetch of its body; "move": as a move starts; "finish": before a
+	// pending move is waited for; "list": as the lister hands it over).
+	// The tests panic there for one key: no real server or importer can
+	// make the connector's own code panic.
+	testHook func(point string, f File)
+}
+
+// hook calls the test hook, if any.
+func (r *Runner) hook(point string, f File) {
+	if r.testHook != nil {
+		r.testHook(point, f)
+	}
 }
 
 // NewRunner prepares runs over conn with the settings of its configuration
@@ -279,6 +292,16 @@ func (r *Runner) RunUntil(ctx context.Context, stop <-chan struct{}) Summary {
 	)
 	wg.Go(func() {
 		defer close(queue)
+		defer func() {
+			// A panic while listing (the lister or its Skip hook) ends
+			// the run as a failed listing, not the process.
+			if p := recover(); p != nil {
+				pe := recovered(p)
+				r.metrics.ProcessingPanicRecovered(r.name)
+				log.Error("listing the inbox panicked; the run stops", zap.Any("panic", pe.value), zap.ByteString("stack", pe.stack))
+				listErr = fmt.Errorf("list: %w", pe)
+			}
+		}()
 		stats, listErr = lister.List(listCtx, queue)
 	})
 	for range r.workers {
@@ -411,6 +434,7 @@ type result struct {
 // is still counted as skipped or blocked, so every run's summary and
 // metrics show it.
 func (ru *run) leaveOut(ctx context.Context, f File) (bool, error) {
+	ru.r.hook("list", f)
 	if ru.state == nil {
 		return false, nil
 	}
@@ -432,8 +456,9 @@ func (ru *run) leaveOut(ctx context.Context, f File) (bool, error) {
 }
 
 // process imports one file and moves it; a file whose import was decided
-// by an earlier run (its move failed) is only moved.
-func (ru *run) process(ctx context.Context, f File) result {
+// by an earlier run (its move failed) is only moved. pr follows what has
+// been decided (see crashed).
+func (ru *run) process(ctx context.Context, f File, pr *progress) result {
 	r := ru.r
 	log := fileLog{ru.log, f.Key}
 	if r.metrics != nil {
@@ -449,15 +474,16 @@ func (ru *run) process(ctx context.Context, f File) result {
 			log.Warn("cannot read the file's state record; it is processed as new", zap.Error(err))
 		}
 		if rec != nil && rec.Verdict != "" {
-			return ru.finishMove(ctx, log, f, rec)
+			return ru.finishMove(ctx, log, f, rec, pr)
 		}
 	}
 
 	if r.maxFileSize > 0 && f.Size > r.maxFileSize {
-		return ru.tooLarge(ctx, log, f)
+		return ru.tooLarge(ctx, log, f, pr)
 	}
 
 	// 1. GET pinned to the listed ETag (large files in parallel ranges).
+	r.hook("read", f)
 	obj, err := r.getObject(ctx, f)
 	if err != nil {
 		err = connector.Classify(err, r.region)
@@ -473,7 +499,7 @@ func (ru *run) process(ctx context.Context, f File) result {
 		case errors.Is(err, connector.ErrArchivedObject):
 			return result{out: ru.skip(ctx, log, f, metrics.SkipArchivedStorage, err)}
 		}
-		return result{out: ru.transient(ctx, log, f, nil, fmt.Errorf("read: %w", err))}
+		return result{out: ru.transient(ctx, log, f, nil, fmt.Errorf("read: %w", err), pr)}
 	}
 	f.VersionID = aws.ToString(obj.VersionId)
 	f.ContentType = aws.ToString(obj.ContentType)
@@ -491,6 +517,12 @@ func (ru *run) process(ctx context.Context, f File) result {
 		r.metrics.ObserveImport(r.name, time.Since(start))
 	}
 	closeBody(obj.Body)
+	if pe := (*panicError)(nil); errors.As(body.err, &pe) {
+		// The download itself crashed (a range fetch, see
+		// newRangedReader): whatever the importer made of the broken
+		// body, that is this file's failure, as a panic of process is.
+		return ru.crashed(ctx, log, f, pr, &src, pe)
+	}
 	if body.err != nil {
 		// Reading from S3 failed: whatever the importer made of it, the
 		// content was not at fault (I4), and a success built on a failed
@@ -502,16 +534,16 @@ func (ru *run) process(ctx context.Context, f File) result {
 	// 3. Decide where it goes, then move.
 	switch {
 	case importErr == nil:
-		return ru.moveAsync(ctx, log, f, src, verdictArchive, result{imported: true, bytes: src.Size})
+		return ru.moveAsync(ctx, log, f, src, verdictArchive, result{imported: true, bytes: src.Size}, pr)
 	case IsPermanent(importErr) && ctx.Err() == nil:
 		code := ReasonRejected
 		if errors.Is(importErr, errImporterPanic) {
 			code = ReasonImporterCrashed
 		}
 		log.Warn("importer rejected the file", zap.Error(importErr))
-		return result{out: ru.move(ctx, log, f, src, verdictError, ru.report(f, code, publicReason(importErr), 1, time.Time{})), bytes: src.Size}
+		return result{out: ru.move(ctx, log, f, src, verdictError, ru.report(f, code, publicReason(importErr), 1, time.Time{}), pr), bytes: src.Size}
 	}
-	return result{out: ru.transient(ctx, log, f, &src, importErr)}
+	return result{out: ru.transient(ctx, log, f, &src, importErr, pr)}
 }
 
 // finishMove completes the move of a file an earlier run imported (or
@@ -519,10 +551,14 @@ func (ru *run) process(ctx context.Context, f File) result {
 // delete is left when the copy exists; otherwise the file is copied again
 // (to the same name, see archive.DestKey). An archive copy that keeps
 // failing is given up on after max_attempts: the file goes to error/.
-func (ru *run) finishMove(ctx context.Context, log fileLog, f File, rec *fileRecord) result {
+func (ru *run) finishMove(ctx context.Context, log fileLog, f File, rec *fileRecord, pr *progress) result {
 	r := ru.r
 	src := archive.Source{Bucket: r.bucket, Key: f.Key, RelKey: f.RelKey, ETag: f.ETag, Modified: f.LastModified, Size: f.Size}
+	// The importer decided in an earlier run: whatever happens now, no
+	// crash may send the file through the importer's path again.
+	*pr = progress{verdict: rec.Verdict, code: rec.ReasonCode, reason: rec.Reason, copied: rec.Copied}
 	if rec.Copied != "" {
+		r.hook("move", f)
 		if err := r.mover.Delete(ctx, src); err != nil {
 			return result{out: ru.moveFailed(ctx, log, f, rec.Verdict, rec.ReasonCode, rec.Reason, &archive.DeleteError{Key: f.Key, Copy: rec.Copied, Err: err})}
 		}
@@ -544,11 +580,11 @@ func (ru *run) finishMove(ctx context.Context, log fileLog, f File, rec *fileRec
 	if verdict == verdictError {
 		report = ru.report(f, code, reason, attempts, rec.First)
 	}
-	return result{out: ru.move(ctx, log, f, src, verdict, report), bytes: src.Size}
+	return result{out: ru.move(ctx, log, f, src, verdict, report, pr), bytes: src.Size}
 }
 
 // tooLarge sends a file above max_file_size to error/ without reading it.
-func (ru *run) tooLarge(ctx context.Context, log fileLog, f File) result {
+func (ru *run) tooLarge(ctx context.Context, log fileLog, f File, pr *progress) result {
 	r := ru.r
 	src, res, ok := ru.head(ctx, log, f)
 	if !ok {
@@ -556,7 +592,7 @@ func (ru *run) tooLarge(ctx context.Context, log fileLog, f File) result {
 	}
 	reason := fmt.Sprintf("the file is %d bytes, more than the connection's max_file_size of %d bytes; it was not imported", f.Size, r.maxFileSize)
 	log.Warn("file larger than max_file_size; it goes to error/ unread", zap.Int64("size", f.Size), zap.Int64("max_file_size", r.maxFileSize))
-	return result{out: ru.move(ctx, log, f, src, verdictError, ru.report(f, ReasonTooLarge, reason, 1, time.Time{})), bytes: src.Size}
+	return result{out: ru.move(ctx, log, f, src, verdictError, ru.report(f, ReasonTooLarge, reason, 1, time.Time{}), pr), bytes: src.Size}
 }
 
 // head reads what a move keeps of a file (encryption, storage class,
@@ -604,7 +640,7 @@ func (ru *run) skip(ctx context.Context, log fileLog, f File, reason string, cau
 
 // transient handles a transient failure: the file stays in the inbox,
 // unless max_attempts is reached, then it goes to error/ with a report.
-func (ru *run) transient(ctx context.Context, log fileLog, f File, src *archive.Source, cause error) outcome {
+func (ru *run) transient(ctx context.Context, log fileLog, f File, src *archive.Source, cause error, pr *progress) outcome {
 	r := ru.r
 	if ctx.Err() != nil {
 		log.Info("file left in the inbox: run cancelled", zap.Error(cause))
@@ -625,7 +661,7 @@ func (ru *run) transient(ctx context.Context, log fileLog, f File, src *archive.
 	}
 	log.Warn("giving up on the file after its last attempt", zap.Error(cause), zap.Int("attempts", rec.Attempts))
 	reason := fmt.Sprintf("gave up after %d attempts (max_attempts %d); last error: %s", rec.Attempts, r.maxAttempts, publicReason(cause))
-	return ru.move(ctx, log, f, *src, verdictError, ru.report(f, ReasonGaveUp, reason, rec.Attempts, rec.First))
+	return ru.move(ctx, log, f, *src, verdictError, ru.report(f, ReasonGaveUp, reason, rec.Attempts, rec.First), pr)
 }
 
 // report is an error/ report. reason must be customer-safe (publicReason):
@@ -646,8 +682,11 @@ func folderOf(verdict string) archive.Folder {
 	return archive.Archive
 }
 
-// move moves src to the folder of verdict (error/ with report).
-func (ru *run) move(ctx context.Context, log fileLog, f File, src archive.Source, verdict string, report *archive.Report) outcome {
+// move moves src to the folder of verdict (error/ with report), noting
+// in pr that the move has started.
+func (ru *run) move(ctx context.Context, log fileLog, f File, src archive.Source, verdict string, report *archive.Report, pr *progress) outcome {
+	pr.moving(verdict, report)
+	ru.r.hook("move", f)
 	res, err := ru.r.mover.Move(ctx, src, folderOf(verdict), report)
 	code, reason := "", ""
 	if report != nil {
@@ -668,32 +707,44 @@ func (ru *run) move(ctx context.Context, log fileLog, f File, src archive.Source
 // cap(moveSlots) moves are in flight; RunUntil waits for all of them, and
 // a delete finishes even when the run is cancelled (archive.MoveAsync), so
 // a stopping run still finishes every move it started.
-func (ru *run) moveAsync(ctx context.Context, log fileLog, f File, src archive.Source, verdict string, res result) result {
+func (ru *run) moveAsync(ctx context.Context, log fileLog, f File, src archive.Source, verdict string, res result, pr *progress) result {
 	ru.moveSlots <- struct{}{}
+	// A slot taken is given back whatever happens, a panic included.
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			<-ru.moveSlots
+		}
+	}()
+	pr.moving(verdict, nil)
+	ru.r.hook("move", f)
 	p, err := ru.r.mover.MoveAsync(ctx, src, folderOf(verdict), nil)
 	if err != nil {
-		<-ru.moveSlots
 		res.out = ru.moveFailed(ctx, log, f, verdict, "", "", err)
 		return res
 	}
+	// The copy exists, under the name the version's moves always take.
+	copied := archive.DestKey(ru.r.base, folderOf(verdict), src.RelKey, src.Version())
+	handedOff = true
 	ru.moves.Go(func() {
 		defer func() { <-ru.moveSlots }()
-		res.out = ru.finishPending(ctx, log, f, src.Size, verdict, p)
+		res.out = ru.finishPending(ctx, log, f, src.Size, verdict, copied, p)
 		ru.tally(res)
 	})
 	return result{pending: true}
 }
 
-// finishPending waits for a pending move's delete and records the outcome,
-// surviving a panic of its own as processSafely does.
-func (ru *run) finishPending(ctx context.Context, log fileLog, f File, size int64, verdict string, p *archive.PendingMove) (out outcome) {
+// finishPending waits for a pending move's delete and records the outcome.
+// It survives a panic of its own as processSafely does (crashed): the
+// copy exists, so the attempt is recorded as a failed delete, and the next
+// run only deletes the original, if it is still there.
+func (ru *run) finishPending(ctx context.Context, log fileLog, f File, size int64, verdict, copied string, p *archive.PendingMove) (out outcome) {
 	defer func() {
 		if v := recover(); v != nil {
-			ru.r.metrics.PanicRecovered(ru.r.name)
-			log.Error("finishing the file's move panicked; it stays in the inbox", zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
-			out = ru.r.done(outRetry, f, 0)
+			out = ru.crashed(ctx, log, f, &progress{verdict: verdict, copied: copied}, nil, recovered(v)).out
 		}
 	}()
+	ru.r.hook("finish", f)
 	moved, err := p.Wait()
 	if err != nil {
 		return ru.moveFailed(ctx, log, f, verdict, "", "", err)
@@ -750,11 +801,23 @@ func (ru *run) moveFailed(ctx context.Context, log fileLog, f File, verdict, cod
 		op, advice = metrics.OpDelete, adviceDeleteBlocked
 	}
 	blocked := errors.Is(cause, connector.ErrAccessDenied)
+	lastError := publicMoveReason(op, blocked)
+	var pe *archive.PanicError
+	switch {
+	case errors.As(err, &pe):
+		// A part copy panicked (archive recovered it): a bug, logged
+		// with its stack and counted like a panic of process.
+		r.metrics.ProcessingPanicRecovered(r.name)
+		log.Error("moving the file panicked", zap.Any("panic", pe.Value), zap.ByteString("stack", pe.Stack))
+		lastError = "the connector crashed while moving the file"
+	case errors.Is(err, errProcessingPanic):
+		lastError = "the connector crashed while moving the file"
+	}
 	now := r.now()
 	if ru.state != nil {
 		// Recorded even when the run is being cancelled.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-		_, rerr := ru.state.fail(rctx, f, now, publicMoveReason(op, blocked), func(rec *fileRecord) {
+		_, rerr := ru.state.fail(rctx, f, now, lastError, func(rec *fileRecord) {
 			rec.Verdict, rec.ReasonCode, rec.Reason, rec.Blocked = verdict, code, reason, ""
 			if isDelete {
 				rec.Copied = de.Copy
