@@ -45,9 +45,10 @@ import (
 // the folder "a/" exists and "a" arrives); a name segment longer than the
 // file system allows, or a whole path longer than PATH_MAX; and a name
 // collision (ErrNameCollision). The path is checked before the body is
-// read; the same errors from creating the directories or from the rename
-// (another worker wrote the colliding key meanwhile) are permanent too.
-// They are told apart by errno, never by message text.
+// downloaded (Precheck, see Prechecker) and again before it is read; the
+// same errors from creating the directories or from the rename (another
+// worker wrote the colliding key meanwhile) are permanent too. They are
+// told apart by errno, never by message text.
 //
 // Name collisions: on a case-insensitive or Unicode-normalising file system
 // (macOS, Windows, a share mounted from one, or a later copy of this
@@ -95,12 +96,9 @@ const pathMax = 4096
 
 // Import implements Importer.
 func (d Dir) Import(ctx context.Context, f File, body io.Reader) error {
-	segs, err := keySegments(f.RelKey)
+	segs, err := d.segments(f)
 	if err != nil {
-		return Rejected(reasonNoLocalPath, fmt.Errorf("key %q cannot be written under the import directory: %w; rename the file in the bucket", f.Key, err))
-	}
-	if full := filepath.Join(d.Root, filepath.Join(segs...)); len(full) >= pathMax {
-		return d.conflict(f, segs, &os.PathError{Op: "open", Path: full, Err: syscall.ENAMETOOLONG})
+		return err
 	}
 	root, err := d.openRoot()
 	if err != nil {
@@ -150,6 +148,43 @@ func (d Dir) Import(ctx context.Context, f File, body io.Reader) error {
 		return fmt.Errorf("sync directory of %q after writing it: %w", f.Key, err)
 	}
 	return nil
+}
+
+// Precheck implements Prechecker: it makes Import's checks of the key's
+// path (an escaping or unsafe key, a file/folder clash, a name or path
+// too long, a case or Unicode collision, see Dir) without creating
+// anything: it walks the folders that exist and stops at the first name
+// that does not (nothing below it can clash; the file system's name limit
+// is still probed there). Transient trouble (a symbolic link, an
+// unreadable folder, a missing import directory) is left to Import.
+func (d Dir) Precheck(_ context.Context, f File) error {
+	segs, err := d.segments(f)
+	if err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(filepath.Clean(d.Root))
+	if err != nil {
+		// Missing (Import creates it, and nothing in it can clash) or
+		// unusable (Import's transient error).
+		return nil
+	}
+	defer root.Close()
+	w := &dirWrite{d: d, f: f, segs: segs, top: root, dry: true}
+	defer w.close()
+	return w.prepare()
+}
+
+// segments is f's path in the import directory, or the permanent error of
+// a key that has none.
+func (d Dir) segments(f File) ([]string, error) {
+	segs, err := keySegments(f.RelKey)
+	if err != nil {
+		return nil, Rejected(reasonNoLocalPath, fmt.Errorf("key %q cannot be written under the import directory: %w; rename the file in the bucket", f.Key, err))
+	}
+	if full := filepath.Join(d.Root, filepath.Join(segs...)); len(full) >= pathMax {
+		return nil, d.conflict(f, segs, &os.PathError{Op: "open", Path: full, Err: syscall.ENAMETOOLONG})
+	}
+	return segs, nil
 }
 
 // openRoot opens the import directory, creating it (and fsyncing the
@@ -221,6 +256,10 @@ type dirWrite struct {
 	leaf      *reservation
 	leafNames *dirNames
 	index     *dirNameIndex
+	// dry makes prepare check only (Precheck): it creates no folder,
+	// reserves no name, and stops at the first name that does not exist
+	// (absent).
+	dry, absent bool
 }
 
 // prepare walks the key's folders from the top, each opened as a Root of
@@ -228,7 +267,7 @@ type dirWrite struct {
 // name against its folder's names (collisions), refuses links, folder/file
 // clashes and over-long names, and reserves the file's name in its folder.
 // Nothing is read from the body yet, and nothing is created for a key that
-// a check refuses.
+// a check refuses. A dry walk makes the same checks and creates nothing.
 func (w *dirWrite) prepare() error {
 	w.index = w.d.names
 	if w.index == nil {
@@ -245,7 +284,7 @@ func (w *dirWrite) prepare() error {
 			w.held = append(w.held, names)
 		}
 		sub, subNames, err := w.step(cur, names, i)
-		if err != nil {
+		if err != nil || w.absent {
 			return err
 		}
 		if i == len(w.segs)-1 {
@@ -322,6 +361,10 @@ func (w *dirWrite) check(cur *os.Root, names *dirNames, i int) (created bool, er
 				return false, w.conflict(err)
 			}
 		}
+		if w.dry {
+			w.absent = true
+			return false, nil
+		}
 		if last {
 			w.leaf, w.leafNames = names.reserve(seg), names
 			return false, nil
@@ -350,7 +393,9 @@ func (w *dirWrite) check(cur *os.Root, names *dirNames, i int) (created bool, er
 		return false, w.conflict(&os.PathError{Op: "open", Path: w.local(i + 1), Err: syscall.EISDIR})
 	case err == nil && last:
 		// The same key again (or a file of that exact name): replaced.
-		w.leaf, w.leafNames = names.reserve(seg), names
+		if !w.dry {
+			w.leaf, w.leafNames = names.reserve(seg), names
+		}
 		return false, nil
 	case err == nil:
 		names.addOnDisk(seg)

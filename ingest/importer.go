@@ -62,8 +62,34 @@ type File struct {
 //     daemon does when a reload replaces its connection's runner, when a
 //     validation attempt that built it fails, and when the daemon stops.
 //     Close is called once; Import is not called after it.
+//   - Refusing early: an importer that can tell from the File alone that
+//     it will refuse a file whatever its content (a key it cannot store)
+//     also implements Prechecker, so that the file goes to error/ before
+//     its body is downloaded.
 type Importer interface {
 	Import(ctx context.Context, f File, body io.Reader) error
+}
+
+// Prechecker is implemented by importers that can refuse a file before its
+// body is downloaded. Precheck is called for every file before its GET
+// (with File's listing fields: Key, RelKey, Size, ETag, LastModified,
+// IdempotencyKey; not ContentType, Metadata or VersionID, which come with
+// the body) and returns:
+//   - nil: no objection; the file is downloaded and Import decides, and
+//     may still refuse it;
+//   - a permanent error (Permanent, Rejected): Import would refuse the
+//     file whatever its content; it goes to error/ with a report, exactly
+//     as if Import had returned that error, and is never downloaded;
+//   - any other error: ignored (logged at debug level); Import decides.
+//     Transient trouble is Import's to report, where it counts toward
+//     max_attempts as usual.
+//
+// Precheck must not change anything the sink keeps (it creates no file or
+// folder, reserves nothing): the file may never be imported, and a file
+// it passes may be rejected later anyway. It is called concurrently, as
+// Import is, and a panic in it is the importer's crash (importer_crashed).
+type Prechecker interface {
+	Precheck(ctx context.Context, f File) error
 }
 
 // PermanentError marks an import failure that retrying cannot fix. Err is

@@ -124,6 +124,30 @@ func (ru *run) importSafely(ctx context.Context, log fileLog, f File, body io.Re
 	return ru.r.importer.Import(ctx, f, body)
 }
 
+// precheck asks the importer, if it is a Prechecker, whether it refuses f
+// before its body is downloaded; only a permanent error counts (see
+// Prechecker). A panic is the importer's crash, as in importSafely.
+func (ru *run) precheck(ctx context.Context, log fileLog, f File) (err error) {
+	pc, ok := ru.r.importer.(Prechecker)
+	if !ok {
+		return nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			ru.r.metrics.PanicRecovered(ru.r.name)
+			log.Error("importer panicked in its precheck; the file goes to error/", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+			err = Rejected("the importer crashed on this file", fmt.Errorf("%w: %v", errImporterPanic, p))
+		}
+	}()
+	if err := pc.Precheck(ctx, f); err != nil {
+		if IsPermanent(err) {
+			return err
+		}
+		log.Debug("the importer's precheck failed; the file is downloaded and the import decides", zap.Error(err))
+	}
+	return nil
+}
+
 // processSafely is process that survives a panic of its own (a bug in the
 // connector, not the importer's: see importSafely): see crashed.
 func (ru *run) processSafely(ctx context.Context, f File) (res result) {

@@ -481,6 +481,10 @@ func (ru *run) process(ctx context.Context, f File, pr *progress) result {
 	if r.maxFileSize > 0 && f.Size > r.maxFileSize {
 		return ru.tooLarge(ctx, log, f, pr)
 	}
+	// A key the importer cannot store is decided before the download.
+	if err := ru.precheck(ctx, log, f); err != nil {
+		return ru.refused(ctx, log, f, err, pr)
+	}
 
 	// 1. GET pinned to the listed ETag (large files in parallel ranges).
 	r.hook("read", f)
@@ -593,6 +597,23 @@ func (ru *run) tooLarge(ctx context.Context, log fileLog, f File, pr *progress) 
 	reason := fmt.Sprintf("the file is %d bytes, more than the connection's max_file_size of %d bytes; it was not imported", f.Size, r.maxFileSize)
 	log.Warn("file larger than max_file_size; it goes to error/ unread", zap.Int64("size", f.Size), zap.Int64("max_file_size", r.maxFileSize))
 	return result{out: ru.move(ctx, log, f, src, verdictError, ru.report(f, ReasonTooLarge, reason, 1, time.Time{}), pr), bytes: src.Size}
+}
+
+// refused sends a file the importer's precheck refused (permanent, see
+// Prechecker) to error/ without reading it, with the report Import's
+// refusal would have had.
+func (ru *run) refused(ctx context.Context, log fileLog, f File, err error, pr *progress) result {
+	src, res, ok := ru.head(ctx, log, f)
+	if !ok {
+		return res
+	}
+	f.VersionID = src.VersionID
+	code := ReasonRejected
+	if errors.Is(err, errImporterPanic) {
+		code = ReasonImporterCrashed
+	}
+	log.Warn("importer refused the file before it was downloaded", zap.Error(err))
+	return result{out: ru.move(ctx, log, f, src, verdictError, ru.report(f, code, publicReason(err), 1, time.Time{}), pr), bytes: src.Size}
 }
 
 // head reads what a move keeps of a file (encryption, storage class,
