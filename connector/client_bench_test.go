@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"hash/crc32"
@@ -67,12 +68,26 @@ func cannedS3() http.Handler {
 // time per file (both sides), steadier than ns/op on a shared machine.
 //
 //	go test -run '^$' -bench SmallFileRequests -benchmem ./connector
+//
+// The sdk cases send every request through the SDK's path, the short ones
+// GetObject and CopyObject on FastS3's short path (DeleteObjects stays on
+// the SDK's either way).
 func BenchmarkSmallFileRequests(b *testing.B) {
-	b.Run("http", func(b *testing.B) { benchmarkSmallFileRequests(b, httptest.NewServer(cannedS3())) })
-	b.Run("https", func(b *testing.B) { benchmarkSmallFileRequests(b, httptest.NewTLSServer(cannedS3())) })
+	for _, path := range []string{"sdk", "short"} {
+		b.Run(path+"/http", func(b *testing.B) { benchmarkSmallFileRequests(b, httptest.NewServer(cannedS3()), path == "short") })
+		b.Run(path+"/https", func(b *testing.B) { benchmarkSmallFileRequests(b, httptest.NewTLSServer(cannedS3()), path == "short") })
+	}
 }
 
-func benchmarkSmallFileRequests(b *testing.B, srv *httptest.Server) {
+// smallFileClient is what the file requests of BenchmarkSmallFileRequests
+// go through.
+type smallFileClient interface {
+	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	CopyObject(context.Context, *s3.CopyObjectInput, ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
+	DeleteObjects(context.Context, *s3.DeleteObjectsInput, ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error)
+}
+
+func benchmarkSmallFileRequests(b *testing.B, srv *httptest.Server, short bool) {
 	defer srv.Close()
 	c := minioConnection(srv.URL, "bench", "bucket", "inbox/")
 	platform := platformConfig("user", "secret")
@@ -91,7 +106,10 @@ func benchmarkSmallFileRequests(b *testing.B, srv *httptest.Server) {
 	if _, err := conn.AssumeRole(ctx); err != nil {
 		b.Fatal(err)
 	}
-	client := conn.S3()
+	var client smallFileClient = conn.S3()
+	if short {
+		client = conn.FastS3()
+	}
 	bucket, key, etag := "bucket", "inbox/2025/file.csv", `"0123456789abcdef0123456789abcdef"`
 	objects := make([]types.ObjectIdentifier, 0, 20)
 	b.ReportAllocs()

@@ -66,6 +66,7 @@ type Connection struct {
 	principal   string
 	credentials *aws.CredentialsCache
 	s3          *s3.Client
+	fast        *FastS3
 	// httpClient is the S3 and STS clients' HTTP client, which never
 	// follows a redirect (newHTTPClient): any other client reaching the
 	// customer's endpoints uses it, with addRedirectError.
@@ -174,7 +175,11 @@ func New(platform aws.Config, principalARN string, c config.Connection, opts ...
 			so.APIOptions = append(so.APIOptions, requestHook(hook, c.Region))
 		}
 	})
-	return &Connection{cfg: c, principal: principalARN, credentials: cache, s3: client, httpClient: httpClient}, nil
+	fast, err := newFastS3(client, httpClient, cache, o.hooks.S3Request, c.Region)
+	if err != nil {
+		return nil, err
+	}
+	return &Connection{cfg: c, principal: principalARN, credentials: cache, s3: client, fast: fast, httpClient: httpClient}, nil
 }
 
 // poolSize is how many idle connections a connection's HTTP pool keeps:
@@ -312,6 +317,10 @@ func (c *Connection) Config() config.Connection { return c.cfg }
 
 // S3 returns the connection's S3 client, signed with the assumed role.
 func (c *Connection) S3() *s3.Client { return c.s3 }
+
+// FastS3 returns the S3 client for the per-file requests: the same client,
+// with GetObject and CopyObject on a short path (see FastS3).
+func (c *Connection) FastS3() *FastS3 { return c.fast }
 
 // Credentials returns the cached assumed-role credentials provider.
 func (c *Connection) Credentials() aws.CredentialsProvider { return c.credentials }

@@ -493,7 +493,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // in s3connector_runs_skipped_total; any other error: a failed run), and
 // the outcome is logged and counted.
 func (r *Runner) takeLease(ctx context.Context, log *zap.Logger, s *Summary) (*lease, bool) {
-	l := newLease(r.s3, r.bucket, r.base, r.region, r.name, r.leaseOpts, r.now, log)
+	l := newLease(r.s3.Client, r.bucket, r.base, r.region, r.name, r.leaseOpts, r.now, log)
 	err := l.acquire(ctx)
 	if err == nil {
 		// The holder id in the bucket is random; this line is what tells

@@ -73,7 +73,7 @@ type Runner struct {
 	stuckRetry                 time.Duration
 	filter                     Filter
 	pageSize                   int32
-	s3                         *s3.Client
+	s3                         *connector.FastS3
 	importer                   Importer
 	mover                      *archive.Mover
 	metrics                    *metrics.Metrics
@@ -121,7 +121,7 @@ func NewRunner(conn *connector.Connection, o Options) (*Runner, error) {
 		name: c.Name, bucket: c.Bucket, base: c.BasePath, region: c.Region,
 		workers: max(c.Workers, 1), maxAttempts: c.MaxAttempts, maxFileSize: int64(c.MaxFileSize), stuckRetry: o.StuckRetry,
 		filter: filter, pageSize: o.PageSize,
-		s3: conn.S3(), importer: o.Importer, metrics: o.Metrics,
+		s3: conn.FastS3(), importer: o.Importer, metrics: o.Metrics,
 		log: log.With(zap.String("connection", c.Name)), now: now,
 		leaseOpts: o.Lease, download: newDownloadOptions(o),
 	}
@@ -133,7 +133,7 @@ func NewRunner(conn *connector.Connection, o Options) (*Runner, error) {
 		r.stuckRetry = DefaultStuckRetry
 	}
 	r.mover = &archive.Mover{
-		S3: conn.S3(), Bucket: c.Bucket, BasePath: c.BasePath,
+		S3: conn.FastS3(), Bucket: c.Bucket, BasePath: c.BasePath,
 		MultipartThreshold: o.MultipartThreshold, PartSize: o.PartSize,
 	}
 	if r.metrics != nil {
@@ -254,7 +254,7 @@ func (r *Runner) RunUntil(ctx context.Context, stop <-chan struct{}) Summary {
 	log.Info("run started")
 
 	ru := &run{r: r, id: s.RunID, log: log, s: &s, moveSlots: make(chan struct{}, 2*r.workers)}
-	ru.state = newStateStore(r.s3, r.bucket, r.base, r.region)
+	ru.state = newStateStore(r.s3.Client, r.bucket, r.base, r.region)
 	if err := ru.state.load(ctx); err != nil {
 		// Without the records a failing file is only retried, never given
 		// up on, and a file whose move is pending is imported again (at
