@@ -401,6 +401,10 @@ func TestShortPathInputs(t *testing.T) {
 		{&s3.CopyObjectInput{Bucket: b, Key: k, CopySource: aws.String("b/s"), Metadata: map[string]string{"a": "b"}}, false},
 		{&s3.CopyObjectInput{Bucket: b, Key: k, CopySource: aws.String("b/s"), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32}, false},
 		{&s3.CopyObjectInput{Bucket: b, Key: k}, false},
+		{&s3.DeleteObjectsInput{Bucket: b, Delete: &types.Delete{Quiet: aws.Bool(true), Objects: []types.ObjectIdentifier{{Key: k, ETag: aws.String(`"e"`)}, {Key: k}}}}, true},
+		{&s3.DeleteObjectsInput{Bucket: b, Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: k}}}}, false},
+		{&s3.DeleteObjectsInput{Bucket: b, Delete: &types.Delete{Quiet: aws.Bool(true), Objects: []types.ObjectIdentifier{{Key: k, VersionId: aws.String("v")}}}}, false},
+		{&s3.DeleteObjectsInput{Bucket: b, BypassGovernanceRetention: aws.Bool(true), Delete: &types.Delete{Quiet: aws.Bool(true), Objects: []types.ObjectIdentifier{{Key: k}}}}, false},
 	} {
 		var got bool
 		switch in := tt.in.(type) {
@@ -408,9 +412,109 @@ func TestShortPathInputs(t *testing.T) {
 			got = shortGet(in)
 		case *s3.CopyObjectInput:
 			got = shortCopy(in)
+		case *s3.DeleteObjectsInput:
+			got = shortDelete(in)
 		}
 		if got != tt.want {
 			t.Errorf("%+v: short path %v, want %v", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestFastDeleteObjectsMatchesTheSDK deletes batches through both paths
+// on MinIO (the keys are gone, the requests go to the same path and
+// query), then reads one canned answer of the kind AWS documents — a
+// Deleted entry and per-key Errors (a failed ETag condition, access
+// denied) — through both: the outputs are the same. MinIO ignores the
+// ETag conditions in a DeleteObjects body, hence the canned answer.
+func TestFastDeleteObjectsMatchesTheSDK(t *testing.T) {
+	f := newFastFixture(t, "fast-delete", false)
+	ctx := context.Background()
+	batch := func(keys ...string) *s3.DeleteObjectsInput {
+		objs := make([]types.ObjectIdentifier, len(keys))
+		for i, k := range keys {
+			if err := f.srv.Put(ctx, f.bucket, k, []byte(k)); err != nil {
+				t.Fatal(err)
+			}
+			head, err := f.srv.Root().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(k)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs[i] = types.ObjectIdentifier{Key: aws.String(k), ETag: head.ETag}
+		}
+		return &s3.DeleteObjectsInput{Bucket: aws.String(f.bucket), Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)}}
+	}
+	before := len(f.requests())
+	if out, err := f.conn.S3().DeleteObjects(ctx, batch("inbox/sdk-1.csv", "inbox/sdk <&>\"'.csv")); err != nil || len(out.Errors) != 0 {
+		t.Fatalf("SDK: %v %+v", err, out)
+	}
+	out, err := f.conn.FastS3().DeleteObjects(ctx, batch("inbox/fast-1.csv", "inbox/fast <&>\"'.csv"))
+	if err != nil || len(out.Errors) != 0 {
+		t.Fatalf("short path: %v %+v", err, out)
+	}
+	keys, err := f.srv.Keys(ctx, f.bucket, "inbox/")
+	if err != nil || len(keys) != 0 {
+		t.Fatalf("left after the deletes: %v %v", keys, err)
+	}
+	var posts []miniotest.Request
+	for _, q := range f.requests()[before:] {
+		if q.Method == http.MethodPost {
+			posts = append(posts, q)
+		}
+	}
+	if len(posts) != 2 || !sdkSent(posts[0]) || sdkSent(posts[1]) {
+		t.Fatalf("want one SDK delete, then one on the short path; got %d", len(posts))
+	}
+	if posts[0].Path != posts[1].Path || !strings.HasPrefix(posts[1].Query, "delete") {
+		t.Errorf("short path sent %s?%s, SDK %s?%s", posts[1].Path, posts[1].Query, posts[0].Path, posts[0].Query)
+	}
+	if !strings.Contains(posts[1].Body, "<Key>inbox/fast &lt;&amp;&gt;&#34;&#39;.csv</Key>") || !strings.Contains(posts[1].Body, "<Quiet>true</Quiet>") {
+		t.Errorf("short path body %s", posts[1].Body)
+	}
+
+	canned := `<?xml version="1.0" encoding="UTF-8"?>
+<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Deleted><Key>inbox/a.csv</Key><DeleteMarker>true</DeleteMarker><DeleteMarkerVersionId>dm1</DeleteMarkerVersionId></Deleted>
+  <Error><Key>inbox/b.csv</Key><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>
+  <Error><Key>inbox/c &amp; d.csv</Key><VersionId>v3</VersionId><Code>AccessDenied</Code><Message>Access Denied</Message></Error>
+</DeleteResult>`
+	f.proxy.Answer(func(r *http.Request) (int, string, bool) {
+		return http.StatusOK, canned, r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/"+f.bucket)
+	})
+	in := func() *s3.DeleteObjectsInput {
+		return &s3.DeleteObjectsInput{Bucket: aws.String(f.bucket), Delete: &types.Delete{Quiet: aws.Bool(true), Objects: []types.ObjectIdentifier{
+			{Key: aws.String("inbox/a.csv"), ETag: aws.String(`"1"`)}, {Key: aws.String("inbox/b.csv"), ETag: aws.String(`"2"`)}, {Key: aws.String("inbox/c & d.csv")},
+		}}}
+	}
+	want, err := f.conn.S3().DeleteObjects(ctx, in())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.conn.FastS3().DeleteObjects(ctx, in())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Errors) != 2 {
+		t.Fatalf("short path read %d errors, want 2", len(got.Errors))
+	}
+	if !reflect.DeepEqual(outputFields(got), outputFields(want)) {
+		t.Errorf("short path output %+v, SDK %+v", outputFields(got), outputFields(want))
+	}
+
+	// A 200 answer that is no DeleteResult is never read as "nothing
+	// failed" on the short path (the SDK's path reads it as an empty
+	// result), and not retried.
+	f.proxy.Answer(func(r *http.Request) (int, string, bool) {
+		return http.StatusOK, `<html>gateway</html>`, r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/"+f.bucket)
+	})
+	f.attempts()
+	if _, err := f.conn.FastS3().DeleteObjects(ctx, in()); err == nil {
+		t.Error("an answer that is no DeleteResult was taken for success")
+	}
+	if a := f.attempts(); len(a) != 1 {
+		t.Errorf("attempts %v, want one", a)
+	}
+	if out, err := f.conn.S3().DeleteObjects(ctx, in()); err == nil && len(out.Errors) == 0 {
+		t.Log("the SDK's path takes the same answer for a success")
 	}
 }
