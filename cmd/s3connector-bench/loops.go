@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/s3connector/s3connector/archive"
+	"github.com/s3connector/s3connector/connector"
 )
 
 // loopRun is a baseline: the pipeline's S3 calls with the same concurrency
@@ -25,7 +26,7 @@ import (
 // the plain loop defers every delete to the end and sends them in
 // DeleteObjects batches of 1,000, each entry carrying its ETag. It returns
 // the files and bytes moved; the first failure stops it.
-func loopRun(ctx context.Context, client *s3.Client, bucket, base string, workers int, deferDeletes bool) (int, int64, error) {
+func loopRun(ctx context.Context, client *connector.FastS3, bucket, base string, workers int, deferDeletes bool) (int, int64, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	type object struct{ key, etag string }
@@ -105,7 +106,7 @@ func loopRun(ctx context.Context, client *s3.Client, bucket, base string, worker
 
 // copyOne is GetObject (read to the end) and CopyObject to archive/ under
 // the pipeline's naming, with the pipeline's conditional headers.
-func copyOne(ctx context.Context, client *s3.Client, bucket, base, key, etag string) (int64, error) {
+func copyOne(ctx context.Context, client *connector.FastS3, bucket, base, key, etag string) (int64, error) {
 	obj, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key, IfMatch: &etag})
 	if err != nil {
 		return 0, fmt.Errorf("get %q: %w", key, err)

@@ -115,9 +115,12 @@ const (
 	plain    = "plain"
 	naive    = "naive"
 	runner   = "runner"
+	// sdkPath is the pipeline with every S3 request on the SDK's path
+	// (S3CONNECTOR_S3_SHORT_PATH=off; see connector.FastS3).
+	sdkPath = "sdk-path"
 )
 
-var knownVariants = []string{pipeline, plain, naive, runner}
+var knownVariants = []string{pipeline, plain, naive, runner, sdkPath}
 
 type settings struct {
 	small, large         int
@@ -150,7 +153,7 @@ func run(ctx context.Context, argv []string, out io.Writer) error {
 	fset.IntVar(&st.workers, "workers", 16, "workers of the loopback cases (no added latency)")
 	fset.DurationVar(&st.latency, "latency", 0, "latency toxiproxy adds to every MinIO response in the latency cases (0: none)")
 	fset.Var(&st.latencyWorkers, "latency-workers", "comma-separated worker counts of the latency cases")
-	fset.Var(&st.variants, "variants", "comma-separated variants: pipeline, plain, naive, runner (in-process ingest.Runner)")
+	fset.Var(&st.variants, "variants", "comma-separated variants: pipeline, plain, naive, runner (in-process ingest.Runner), sdk-path (the pipeline with S3CONNECTOR_S3_SHORT_PATH=off)")
 	fset.StringVar(&st.out, "out", "", "directory for summary.csv, runs.csv and throughput.svg (none if empty)")
 	fset.StringVar(&st.binary, "binary", "", "s3connector binary of the pipeline variant (default: built from ./cmd/s3connector)")
 	fset.StringVar(&st.profile, "profile", "", "directory for CPU and allocation profiles of each in-process run (runner, plain, naive)")
@@ -191,7 +194,7 @@ func run(ctx context.Context, argv []string, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dataRoot)
-	if (slices.Contains(st.variants, pipeline) || bandwidthCase(st)) && st.binary == "" {
+	if (slices.Contains(st.variants, pipeline) || slices.Contains(st.variants, sdkPath) || bandwidthCase(st)) && st.binary == "" {
 		if st.binary, err = buildBinary(ctx, dataRoot); err != nil {
 			return err
 		}
@@ -492,9 +495,13 @@ func (b *bench) measure(ctx context.Context, c *benchCase, variant string, round
 		return res, err
 	}
 	var runErr error
-	if variant == pipeline || variant == single {
+	if variant == pipeline || variant == single || variant == sdkPath {
 		var ru *syscall.Rusage
-		res.files, res.elapsed, ru, runErr = pipelineRun(ctx, b.st.binary, c.forVariant(variant))
+		var env []string
+		if variant == sdkPath {
+			env = []string{"S3CONNECTOR_S3_SHORT_PATH=off"}
+		}
+		res.files, res.elapsed, ru, runErr = pipelineRun(ctx, b.st.binary, c.forVariant(variant), env...)
 		res.bytes = int64(res.files) * int64(s.size)
 		if ru != nil {
 			res.cpu = cpuTime(ru)
@@ -518,7 +525,7 @@ func (b *bench) measure(ctx context.Context, c *benchCase, variant string, round
 				runErr = fmt.Errorf("pipeline did not archive all %d files: %s", s.n, sum)
 			}
 		case plain, naive:
-			res.files, res.bytes, runErr = loopRun(ctx, c.conn.S3(), s.bucket, basePath, c.workers, variant == plain)
+			res.files, res.bytes, runErr = loopRun(ctx, c.conn.FastS3(), s.bucket, basePath, c.workers, variant == plain)
 			res.elapsed = time.Since(t0)
 		}
 		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)

@@ -54,7 +54,7 @@ var summaryRE = regexp.MustCompile(`: listed (\d+), imported (\d+), archived (\d
 // pipelineRun runs `s3connector run --once` over c's inbox in a process of
 // its own and returns the files it archived, the run's duration and the
 // process's resource usage (CPU over its whole life, peak RSS).
-func pipelineRun(ctx context.Context, binary string, c *benchCase) (files int, elapsed time.Duration, ru *syscall.Rusage, err error) {
+func pipelineRun(ctx context.Context, binary string, c *benchCase, extraEnv ...string) (files int, elapsed time.Duration, ru *syscall.Rusage, err error) {
 	cmd := exec.CommandContext(ctx, binary, "run", "--once", "--config", c.configFile)
 	var env []string
 	for _, kv := range os.Environ() {
@@ -67,6 +67,7 @@ func pipelineRun(ctx context.Context, binary string, c *benchCase) (files int, e
 	}
 	cmd.Env = append(env, "AWS_ACCESS_KEY_ID="+platformUser, "AWS_SECRET_ACCESS_KEY="+platformSecret, "AWS_REGION="+miniotest.Region,
 		"AWS_CONFIG_FILE="+os.DevNull, "AWS_SHARED_CREDENTIALS_FILE="+os.DevNull, "AWS_EC2_METADATA_DISABLED=true")
+	cmd.Env = append(cmd.Env, extraEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

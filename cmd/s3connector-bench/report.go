@@ -168,7 +168,7 @@ func chart(rows []row, latency time.Duration) string {
 	}
 	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">workers</text>`+"\n", float64(left)+pw/2, h-12)
 	fmt.Fprintf(&b, `<text x="16" y="%.1f" transform="rotate(-90 16 %.1f)" text-anchor="middle">files/s (median)</text>`+"\n", float64(top)+ph/2, float64(top)+ph/2)
-	colors := map[string]string{pipeline: "#d62728", plain: "#1f77b4", naive: "#7f7f7f", runner: "#ff7f0e"}
+	colors := map[string]string{pipeline: "#d62728", plain: "#1f77b4", naive: "#7f7f7f", runner: "#ff7f0e", sdkPath: "#2ca02c"}
 	var variants []string
 	for _, p := range pts {
 		if !slices.Contains(variants, p.variant) {
