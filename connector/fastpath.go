@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -92,6 +93,10 @@ type fastPath struct {
 	retryer aws.Retryer
 	hook    func(string, error)
 	region  string
+
+	// skew is S3's clock minus ours (nanoseconds), once a refused request
+	// showed it beyond skewThreshold; see noteSkew.
+	skew atomic.Int64
 
 	mu        sync.RWMutex
 	endpoints map[string]*fastEndpoint // by bucket; nil value: SDK path
@@ -243,7 +248,7 @@ func (f *fastPath) attempt(req *http.Request, e *fastEndpoint, op string) (*http
 	}
 	// The payload hash newRequest (or the caller, for a body) set.
 	payloadHash := req.Header["X-Amz-Content-Sha256"][0]
-	if err := f.signer.SignHTTP(ctx, creds, req, payloadHash, e.signingName, e.signingRegion, time.Now().UTC()); err != nil {
+	if err := f.signer.SignHTTP(ctx, creds, req, payloadHash, e.signingName, e.signingRegion, f.now()); err != nil {
 		return nil, opError(op, err)
 	}
 	resp, err := f.http.Do(req)
@@ -258,7 +263,40 @@ func (f *fastPath) attempt(req *http.Request, e *fastEndpoint, op string) (*http
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return nil, annotateRedirect(opError(op, responseError(resp, body)))
+	err = responseError(resp, body)
+	f.noteSkew(err, resp)
+	return nil, annotateRedirect(opError(op, err))
+}
+
+// skewThreshold is the clock difference the SDK corrects (its retry
+// middleware's, after the Clock Skew Correction SEP): S3 refuses requests
+// signed more than 15 minutes off its clock.
+const skewThreshold = 4 * time.Minute
+
+// skewCodes are the answers that may mean our clock is off.
+var skewCodes = map[string]bool{"RequestTimeTooSkewed": true, "RequestExpired": true, "RequestInTheFuture": true}
+
+// now is the signing time: this machine's clock, corrected by the skew a
+// refused request showed (as the SDK's path corrects its own).
+func (f *fastPath) now() time.Time {
+	return time.Now().Add(time.Duration(f.skew.Load())).UTC()
+}
+
+// noteSkew records the offset of S3's clock (its answer's Date) from ours
+// when err is a clock-skew refusal and the difference is beyond the
+// threshold, so the next requests are signed on S3's time.
+func (f *fastPath) noteSkew(err error, resp *http.Response) {
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || !skewCodes[apiErr.ErrorCode()] {
+		return
+	}
+	date, perr := http.ParseTime(resp.Header.Get("Date"))
+	if perr != nil {
+		return
+	}
+	if d := time.Until(date); d > skewThreshold || d < -skewThreshold {
+		f.skew.Store(int64(d))
+	}
 }
 
 func opError(op string, err error) error {
@@ -311,7 +349,11 @@ func responseError(resp *http.Response, body []byte) error {
 // err, it is settled) or the SDK options for the remaining attempts, after
 // waiting the retryer's first backoff.
 func (f *fastPath) handOff(ctx context.Context, err error) (func(*s3.Options), error) {
-	if ctx.Err() != nil || !f.retryer.IsErrorRetryable(err) || f.retryer.MaxAttempts() < 2 {
+	// Clock-skew refusals are retried by the SDK's retry middleware
+	// itself (it corrects the signing time first), not by the retryer.
+	var apiErr smithy.APIError
+	skewed := errors.As(err, &apiErr) && skewCodes[apiErr.ErrorCode()]
+	if ctx.Err() != nil || !(skewed || f.retryer.IsErrorRetryable(err)) || f.retryer.MaxAttempts() < 2 {
 		return nil, err
 	}
 	delay, derr := f.retryer.RetryDelay(1, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
@@ -516,5 +517,57 @@ func TestFastDeleteObjectsMatchesTheSDK(t *testing.T) {
 	}
 	if out, err := f.conn.S3().DeleteObjects(ctx, in()); err == nil && len(out.Errors) == 0 {
 		t.Log("the SDK's path takes the same answer for a success")
+	}
+}
+
+// TestFastPathCorrectsClockSkew: a GET refused with RequestTimeTooSkewed
+// by a server whose clock is an hour ahead (its Date header) makes the
+// short path sign its next requests on the server's time, as the SDK's
+// path corrects its own. A canned server: MinIO's clock is this machine's.
+func TestFastPathCorrectsClockSkew(t *testing.T) {
+	canned := cannedS3()
+	ahead := time.Hour
+	var mu sync.Mutex
+	var dates []time.Time
+	refused := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			d, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
+			mu.Lock()
+			if err == nil {
+				dates = append(dates, d)
+			}
+			first := !refused
+			refused = true
+			mu.Unlock()
+			if first {
+				w.Header().Set("Date", time.Now().Add(ahead).UTC().Format(http.TimeFormat))
+				w.WriteHeader(http.StatusForbidden)
+				io.WriteString(w, `<Error><Code>RequestTimeTooSkewed</Code><Message>The difference between the request time and the current time is too large.</Message></Error>`)
+				return
+			}
+		}
+		canned.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	conn, err := New(platformConfig("user", "secret"), platformPrincipal, minioConnection(srv.URL, "skew", "bucket", "inbox/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 2 {
+		out, err := conn.FastS3().GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("bucket"), Key: aws.String("inbox/a.csv")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Body.Close()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(dates) != 3 {
+		t.Fatalf("want 3 GETs (refused, the SDK's retry, the next file's), got %d", len(dates))
+	}
+	if d := dates[2].Sub(time.Now()); d < ahead-time.Minute || d > ahead+time.Minute {
+		t.Errorf("the request after the refusal was signed %v from now, want about %v", d.Round(time.Second), ahead)
 	}
 }
