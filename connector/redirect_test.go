@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // Why fakes: no real server here answers S3 or STS with a redirect to
@@ -60,20 +61,38 @@ func TestS3RedirectNotFollowed(t *testing.T) {
 	sts := httptest.NewServer(&recordingSTS{expiresIn: time.Hour})
 	defer sts.Close()
 
-	ops := map[string]func(*s3.Client) error{
-		"GetObject": func(c *s3.Client) error {
+	ops := map[string]func(*Connection) error{
+		"GetObject": func(conn *Connection) error {
+			c := conn.S3()
 			out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("bucket"), Key: aws.String("inbox/a.csv")})
 			if err == nil {
 				out.Body.Close()
 			}
 			return err
 		},
-		"ListObjectsV2": func(c *s3.Client) error {
+		// FastS3's short path, for GetObject, CopyObject and DeleteObjects.
+		"FastGetObject": func(conn *Connection) error {
+			out, err := conn.FastS3().GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("bucket"), Key: aws.String("inbox/a.csv")})
+			if err == nil {
+				out.Body.Close()
+			}
+			return err
+		},
+		"FastCopyObject": func(conn *Connection) error {
+			_, err := conn.FastS3().CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("bucket"), Key: aws.String("inbox/archive/a.csv"), CopySource: aws.String("bucket/inbox/a.csv")})
+			return err
+		},
+		"FastDeleteObjects": func(conn *Connection) error {
+			_, err := conn.FastS3().DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("bucket"), Delete: &types.Delete{Quiet: aws.Bool(true), Objects: []types.ObjectIdentifier{{Key: aws.String("inbox/a.csv")}}}})
+			return err
+		},
+		"ListObjectsV2": func(conn *Connection) error {
+			c := conn.S3()
 			_, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("bucket"), Prefix: aws.String("inbox/")})
 			return err
 		},
-		"PutObject": func(c *s3.Client) error {
-			_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bucket"), Key: aws.String("archive/.marker"), Body: strings.NewReader("marker")})
+		"PutObject": func(conn *Connection) error {
+			_, err := conn.S3().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bucket"), Key: aws.String("archive/.marker"), Body: strings.NewReader("marker")})
 			return err
 		},
 	}
@@ -84,6 +103,10 @@ func TestS3RedirectNotFollowed(t *testing.T) {
 		{"GetObject", http.StatusTemporaryRedirect},
 		{"GetObject", http.StatusPermanentRedirect},
 		{"GetObject", http.StatusFound},
+		{"FastGetObject", http.StatusTemporaryRedirect},
+		{"FastGetObject", http.StatusPermanentRedirect},
+		{"FastCopyObject", http.StatusTemporaryRedirect},
+		{"FastDeleteObjects", http.StatusPermanentRedirect},
 		{"ListObjectsV2", http.StatusTemporaryRedirect},
 		{"ListObjectsV2", http.StatusPermanentRedirect},
 		{"PutObject", http.StatusTemporaryRedirect},
@@ -98,7 +121,7 @@ func TestS3RedirectNotFollowed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = ops[tt.op](conn.S3())
+			err = ops[tt.op](conn)
 			t.Logf("%s: %v", tt.op, err)
 			if n := internal.requests.Load(); n != 0 {
 				t.Fatalf("the redirect target got %d requests, want none", n)
