@@ -571,3 +571,29 @@ func TestFastPathCorrectsClockSkew(t *testing.T) {
 		t.Errorf("the request after the refusal was signed %v from now, want about %v", d.Round(time.Second), ahead)
 	}
 }
+
+// TestShortPathSwitch: S3CONNECTOR_S3_SHORT_PATH turns the short path off,
+// and a value that is neither on nor off is an error naming the variable.
+func TestShortPathSwitch(t *testing.T) {
+	c := minioConnection("http://127.0.0.1:1", "switch", "bucket", "inbox/")
+	for _, tt := range []struct {
+		value   string
+		fast    bool
+		wantErr bool
+	}{{"", true, false}, {"on", true, false}, {"off", false, false}, {"no", false, true}} {
+		t.Setenv(shortPathEnv, tt.value)
+		conn, err := New(platformConfig("k", "s"), platformPrincipal, c)
+		if tt.wantErr {
+			if err == nil || !strings.Contains(err.Error(), shortPathEnv) {
+				t.Errorf("%q: error %v, want one naming %s", tt.value, err, shortPathEnv)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tt.value, err)
+		}
+		if got := conn.FastS3().fast != nil; got != tt.fast {
+			t.Errorf("%q: short path %v, want %v", tt.value, got, tt.fast)
+		}
+	}
+}
