@@ -67,13 +67,15 @@ demo: $(TOOLS)/.minio-$(MINIO_VERSION) $(TOOLS)/.mc-$(MC_VERSION) build
 # naive loop (GET + COPY + DELETE per file), variants alternating round by
 # round: 2,000 small files on loopback at 16 workers and behind toxiproxy
 # adding 20 ms at 16, 64 and 256 workers, then 20 large files on loopback.
-# One table, also written as CSV and an SVG chart to bench/out/. Then the Go
+# One table, also written as CSV and an SVG chart to bench/out/; sdk-path is
+# the pipeline with S3CONNECTOR_S3_SHORT_PATH=off, beside it. Then the Go
 # heap of one run over a 1 MiB and a 1 GiB object, bench-listing,
 # bench-large (12 minutes), and the million-key case over 100,000 keys
 # (estimated from the million run's rates: 5 minutes of seeding, 7 of run;
 # `make bench-million` alone runs the full million: 48 minutes of seeding
 # measured, about an hour of run estimated).
 BENCH_SMALL := -small 2000 -latency 20ms -latency-workers 16,64,256 -workers 16 -out bench/out \
+	-variants pipeline,sdk-path,plain,naive \
 	-binary bin/s3connector $(if $(wildcard /dev/shm),-minio-dir /dev/shm)
 bench: bench-tools build
 	$(GO) run ./cmd/s3connector-bench $(BENCH_SMALL) -large 20 -large-size 64MiB -rounds 5
