@@ -385,8 +385,7 @@ func (w *dirWrite) check(cur *os.Root, names *dirNames, i int) (created bool, er
 	}
 	switch {
 	case err == nil && fi.Mode()&fs.ModeSymlink != 0:
-		// Transient on purpose: see Dir.
-		return false, fmt.Errorf("%w: %s is a symbolic link; the dir importer never follows links in its directory (one could point outside it), so key %q stays in the inbox until an operator removes the link", ErrSymlinkInImportDir, w.local(i+1), w.f.Key)
+		return false, w.linkInTheWay(i + 1)
 	case err == nil && !last && !fi.IsDir():
 		return false, w.conflict(&os.PathError{Op: "stat", Path: w.local(i + 2), Err: syscall.ENOTDIR})
 	case err == nil && last && fi.IsDir():
@@ -431,19 +430,33 @@ func (w *dirWrite) close() {
 // worker or program put in the key's way meanwhile makes it permanent: the
 // errno says so (EEXIST: Root.Rename's answer for a folder at the target),
 // or the path now shows it (a folder of the key replaced by a file leaves
-// this write in a deleted folder: ENOENT).
+// this write in a deleted folder: ENOENT). A folder replaced by a symbolic
+// link is not a file in the way but a link (Lstat does not follow it, so
+// it is no folder either): transient, as any link on the path is (see
+// Dir), never a permanent verdict on a good file.
 func (w *dirWrite) renameFailed(err error) error {
 	if pe := w.keyConflict(err, syscall.ENOTDIR, syscall.EISDIR, syscall.EEXIST, syscall.ENAMETOOLONG); pe != nil {
 		return pe
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		for i := 1; i < len(w.segs); i++ {
-			if fi, statErr := w.top.Lstat(path.Join(w.segs[:i]...)); statErr == nil && !fi.IsDir() {
+			fi, statErr := w.top.Lstat(path.Join(w.segs[:i]...))
+			switch {
+			case statErr != nil:
+			case fi.Mode()&fs.ModeSymlink != 0:
+				return w.linkInTheWay(i)
+			case !fi.IsDir():
 				return w.conflict(&os.PathError{Op: "rename", Path: w.local(i + 1), Err: syscall.ENOTDIR})
 			}
 		}
 	}
 	return fmt.Errorf("rename %q: %w", w.f.Key, err)
+}
+
+// linkInTheWay is the transient error for the symbolic link found at the
+// key's first n segments. Transient on purpose: see Dir.
+func (w *dirWrite) linkInTheWay(n int) error {
+	return fmt.Errorf("%w: %s is a symbolic link; the dir importer never follows links in its directory (one could point outside it), so key %q stays in the inbox until an operator removes the link", ErrSymlinkInImportDir, w.local(n), w.f.Key)
 }
 
 // local is the local path of the key's first n segments (for the log).

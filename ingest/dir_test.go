@@ -593,7 +593,9 @@ func (m *midReader) Read(p []byte) (int, error) {
 // the import; the path checks all passed before): the write, made through
 // the folders Import opened as os.Root, never follows the link. The file
 // lands inside the directory (in the folder moved away) or the import
-// fails; nothing outside changes, and no temp file is left. The outside
+// fails, with the transient link error (the link is not a file in the
+// key's way: a good file must not go to error/ for it); nothing outside
+// changes, and no temp file is left. The outside
 // folder has the key's layout, so a write by path through the link would
 // succeed there. The same key imported again then meets the link: the
 // transient error of TestDirNeverFollowsSymlinks.
@@ -673,8 +675,12 @@ func TestDirFolderSwappedForLinkMidBody(t *testing.T) {
 				if got := inside[filepath.FromSlash(tt.landsAt)]; got != string(body) {
 					t.Errorf("import succeeded but %s holds %d bytes, want the body's %d (files inside: %q)", tt.landsAt, len(got), len(body), slices.Sorted(maps.Keys(inside)))
 				}
+			case IsPermanent(err) || !errors.Is(err, ErrSymlinkInImportDir):
+				// The link is the operator's problem, not the file's (I4):
+				// a permanent error would send a good file to error/.
+				t.Errorf("import failed with %v, want the transient error wrapping ErrSymlinkInImportDir", err)
 			default:
-				t.Logf("import failed (permanent %v): %v", IsPermanent(err), err)
+				t.Logf("import failed (transient): %v", err)
 			}
 
 			// The next run of the same key meets the link.
