@@ -404,12 +404,17 @@ func (m *Mover) putReport(ctx context.Context, key string, src Source, r *Report
 	if err != nil {
 		return err
 	}
+	body = append(body, '\n')
 	in := &s3.PutObjectInput{
 		Bucket:      &m.Bucket,
 		Key:         &key,
-		Body:        bytes.NewReader(append(body, '\n')),
+		Body:        bytes.NewReader(body),
 		ContentType: aws.String("application/json"),
 		IfNoneMatch: aws.String("*"),
+		// A bucket with a default Object Lock retention refuses uploads
+		// without it (connector.ContentMD5): no report, so no move to
+		// error/ at all.
+		ContentMD5: aws.String(connector.ContentMD5(body)),
 	}
 	setEncryption(src.Attrs, &in.ServerSideEncryption, &in.SSEKMSKeyId, &in.BucketKeyEnabled)
 	if _, err := m.S3.PutObject(ctx, in); err != nil {

@@ -3,7 +3,9 @@ package connector
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -356,6 +358,10 @@ func (c *Connection) checkReadWrite(ctx context.Context) (string, error) {
 		// The name is random; this only guards against ever replacing an
 		// object we did not write.
 		IfNoneMatch: aws.String("*"),
+		// As every upload of the connector's: see ContentMD5. Without it
+		// validation would fail on a bucket with a default retention,
+		// where ingestion's own uploads succeed.
+		ContentMD5: aws.String(ContentMD5(body)),
 	})
 	if err != nil {
 		return detail, &markerError{MarkerPut, key, Classify(err, region)}
@@ -415,6 +421,25 @@ func (c *Connection) checkReadWrite(ctx context.Context) (string, error) {
 		detail += "; versioned bucket: both markers stay as noncurrent versions behind delete markers (nothing is ever deleted by version)"
 	}
 	return detail, nil
+}
+
+// ContentMD5 is the Content-MD5 header of an upload of body: the base64 of
+// its MD5 (RFC 1864). Every PutObject the connector sends carries it (the
+// lease, state records, error/ reports, the validation marker). On a bucket
+// with a default Object Lock retention every new object gets a retention
+// period, and "The Content-MD5 or x-amz-sdk-checksum-algorithm header is
+// required for any request to upload an object with a retention period
+// configured using Amazon S3 Object Lock" (PutObject, Amazon S3 API
+// Reference); without it AWS answers 400 InvalidRequest "Content-MD5 HTTP
+// header is required for Put Object requests with Object Lock parameters".
+// The connection's client computes request checksums only where the API
+// model requires them (RequestChecksumCalculation WhenRequired), which
+// PutObject does not declare, so nothing else would be sent. Content-MD5
+// is the integrity header every S3-compatible store understands (MinIO
+// checks one it is given, and does not require it).
+func ContentMD5(body []byte) string {
+	sum := md5.Sum(body)
+	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
 // markerObject is a marker written by checkReadWrite and not yet deleted.

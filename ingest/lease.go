@@ -261,6 +261,9 @@ func (l *lease) write(ctx context.Context, create bool, ifMatch string) error {
 	in := &s3.PutObjectInput{
 		Bucket: &l.bucket, Key: &l.key, Body: bytes.NewReader(body),
 		ContentLength: aws.Int64(int64(len(body))), ContentType: aws.String("application/json"),
+		// A bucket with a default Object Lock retention refuses uploads
+		// without it (connector.ContentMD5): no lease, no run, ever.
+		ContentMD5: aws.String(connector.ContentMD5(body)),
 	}
 	if create {
 		in.IfNoneMatch = aws.String("*")
