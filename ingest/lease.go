@@ -475,10 +475,7 @@ func (l *lease) release(ctx context.Context) error {
 // that met a concurrent conflicting one and should be retried. (Classify
 // puts it in ErrPreconditionFailed with the 412s; the lease must tell them
 // apart: a 412 means someone else's write won, a 409 means try again.)
-func conflict(err error) bool {
-	var status interface{ HTTPStatusCode() int }
-	return errors.As(err, &status) && status.HTTPStatusCode() == http.StatusConflict
-}
+func conflict(err error) bool { return httpStatus(err) == http.StatusConflict }
 
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

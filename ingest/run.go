@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
 	"time"
 
@@ -618,12 +619,21 @@ func (ru *run) refused(ctx context.Context, log fileLog, f File, err error, pr *
 
 // head reads what a move keeps of a file (encryption, storage class,
 // version) without its body, pinned to the listed ETag. When it fails, ok
-// is false and res is the file's outcome.
+// is false and res is the file's outcome: a file that cannot be read at
+// all (SSE-C, an archive storage class) is skipped as on the GET path.
 func (ru *run) head(ctx context.Context, log fileLog, f File) (src archive.Source, res result, ok bool) {
 	r := ru.r
 	src = archive.Source{Bucket: r.bucket, Key: f.Key, RelKey: f.RelKey, ETag: f.ETag, Modified: f.LastModified, Size: f.Size}
 	out, err := r.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &r.bucket, Key: aws.String(f.Key), IfMatch: aws.String(f.ETag)})
 	if err != nil {
+		if httpStatus(err) == http.StatusBadRequest {
+			// A HEAD's error has no body to tell why (see headRefusal):
+			// ask again in a way whose answer does.
+			if why := ru.headRefusal(ctx, f); why != nil {
+				log.Info("HEAD of the file answered 400; a 1-byte GET says why", zap.NamedError("head_error", err), zap.Error(why))
+				err = why
+			}
+		}
 		err = connector.Classify(err, r.region)
 		switch {
 		case errors.Is(err, connector.ErrPreconditionFailed):
@@ -632,12 +642,57 @@ func (ru *run) head(ctx context.Context, log fileLog, f File) (src archive.Sourc
 		case errors.Is(err, connector.ErrNotFound):
 			log.Info("file vanished before it was moved")
 			return src, result{out: r.done(outVanished, f, 0)}, false
+		case errors.Is(err, connector.ErrSSECUnsupported):
+			return src, result{out: ru.skip(ctx, log, f, metrics.SkipSSEC, err)}, false
+		case errors.Is(err, connector.ErrArchivedObject):
+			return src, result{out: ru.skip(ctx, log, f, metrics.SkipArchivedStorage, err)}, false
 		}
 		log.Warn("cannot read the file's attributes; it is tried again next run", zap.Error(err))
 		return src, result{out: r.done(outRetry, f, 0)}, false
 	}
 	src.VersionID, src.Attrs = aws.ToString(out.VersionId), archive.AttributesFromHead(out)
 	return src, result{}, true
+}
+
+// headRefusal asks why a HEAD of f was answered 400 Bad Request, with a
+// GET of its first byte pinned to the listed ETag, and returns the GET's
+// error (nil if it succeeded: then the 400 stays unexplained). "If the
+// HEAD request generates an error, it returns a generic code, such as 400
+// Bad Request ... It's not possible to retrieve the exact exception of
+// these error codes" (HeadObject, Amazon S3 API Reference): the SDK names
+// such a bodiless 400 "BadRequest", which Classify leaves alone, since a
+// HEAD is refused with 400 for other reasons too. The HEAD of an object
+// encrypted with a customer-provided key (SSE-C) is one: it must carry the
+// key headers ("If you encrypt an object by using server-side encryption
+// with customer-provided encryption keys (SSE-C) when you store the object
+// in Amazon S3, then when you retrieve the metadata from the object, you
+// must use the following headers", same page). A GET's error has a body:
+// 400 InvalidRequest "The object was stored using a form of Server Side
+// Encryption..." for SSE-C, 403 InvalidObjectState for an archive storage
+// class (GetObject, same reference), both of which Classify knows. One
+// byte ("Range: bytes=0-0"; the whole of an empty object) costs nothing
+// to read.
+func (ru *run) headRefusal(ctx context.Context, f File) error {
+	r := ru.r
+	in := &s3.GetObjectInput{Bucket: &r.bucket, Key: aws.String(f.Key), IfMatch: aws.String(f.ETag)}
+	if f.Size > 0 {
+		in.Range = aws.String("bytes=0-0")
+	}
+	obj, err := r.s3.GetObject(ctx, in)
+	if err != nil {
+		return err
+	}
+	closeBody(obj.Body)
+	return nil
+}
+
+// httpStatus is the HTTP status of an S3 answer that err carries, or 0.
+func httpStatus(err error) int {
+	var status interface{ HTTPStatusCode() int }
+	if errors.As(err, &status) {
+		return status.HTTPStatusCode()
+	}
+	return 0
 }
 
 // skip leaves a file that cannot be read at all (SSE-C, an archive storage
