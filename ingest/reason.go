@@ -228,7 +228,7 @@ func (ru *run) crashed(ctx context.Context, log fileLog, f File, pr *progress, s
 	attempts, first := 1, time.Time{}
 	if ru.state != nil {
 		rec, err := ru.state.fail(ctx, f, r.now(), reasonProcessingCrashed, func(rec *fileRecord) {
-			rec.Verdict, rec.ReasonCode, rec.Reason = verdictError, ReasonProcessingCrashed, reasonProcessingCrashed
+			rec.Verdict, rec.ReasonCode, rec.Reason, rec.Skipped = verdictError, ReasonProcessingCrashed, reasonProcessingCrashed, ""
 		})
 		if err != nil {
 			log.Warn("cannot record the crashed file; if its move fails too, the next run reads it again", zap.Error(err))

@@ -726,7 +726,9 @@ func (ru *run) transient(ctx context.Context, log fileLog, f File, src *archive.
 		log.Warn("file left in the inbox for the next run", zap.Error(cause))
 		return r.done(outRetry, f, 0)
 	}
-	rec, err := ru.state.fail(ctx, f, r.now(), publicReason(cause), nil)
+	// A file skipped before (unreadable then) that fails otherwise now
+	// is no longer stuck: it counts as any failing file.
+	rec, err := ru.state.fail(ctx, f, r.now(), publicReason(cause), func(rec *fileRecord) { rec.Skipped = "" })
 	if err != nil {
 		log.Warn("cannot record the failed attempt", zap.Error(err))
 	}
@@ -871,6 +873,10 @@ func (ru *run) moveFailed(ctx context.Context, log fileLog, f File, verdict, cod
 	case !isDelete && errors.Is(err, context.Canceled):
 		log.Info("file left in the inbox: run cancelled before its move")
 		return r.done(outRetry, f, 0)
+	case !isDelete && errors.Is(cause, connector.ErrArchivedObject):
+		return ru.copySkipped(ctx, log, f, verdict, code, reason, metrics.SkipArchivedStorage, err)
+	case !isDelete && errors.Is(cause, connector.ErrSSECUnsupported):
+		return ru.copySkipped(ctx, log, f, verdict, code, reason, metrics.SkipSSEC, err)
 	}
 	op, advice := metrics.OpCopy, adviceCopyBlocked
 	if isDelete {
@@ -894,7 +900,7 @@ func (ru *run) moveFailed(ctx context.Context, log fileLog, f File, verdict, cod
 		// Recorded even when the run is being cancelled.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 		_, rerr := ru.state.fail(rctx, f, now, lastError, func(rec *fileRecord) {
-			rec.Verdict, rec.ReasonCode, rec.Reason, rec.Blocked = verdict, code, reason, ""
+			rec.Verdict, rec.ReasonCode, rec.Reason, rec.Blocked, rec.Skipped = verdict, code, reason, "", ""
 			if isDelete {
 				rec.Copied = de.Copy
 			}
@@ -918,6 +924,41 @@ func (ru *run) moveFailed(ctx context.Context, log fileLog, f File, verdict, cod
 		log.Warn("move failed; the file stays in the inbox and only its move is retried next run", zap.Error(err))
 	}
 	return r.done(outRetry, f, 0)
+}
+
+// copySkipped handles a move whose copy was refused because the object
+// cannot be read at all: in an archive storage class ("Object is archived
+// and inaccessible until restored", 403 InvalidObjectState, Amazon S3 API
+// Reference; "If you want a permanent copy of the object, restore the
+// object, and then create a copy of it", Restoring an archived object,
+// Amazon S3 User Guide) or encrypted with a customer-provided key (SSE-C),
+// whose copy needs the key. A HEAD answers for such an object (an archive
+// class) and an object can move to one after its import, so a move meets
+// it. No retry can copy it until someone restores it, so it is what a file
+// the GET path cannot read is: skipped with the reason (the run summary,
+// s3connector_files_skipped_total, /status), left in the inbox, tried again
+// after stuck_retry, and not counted toward max_attempts (a move to error/
+// would be refused the same way). The verdict is recorded, so the file is
+// not imported again: once it is restored, its next try only moves it.
+func (ru *run) copySkipped(ctx context.Context, log fileLog, f File, verdict, code, reason, skipReason string, err error) outcome {
+	r := ru.r
+	now := r.now()
+	next := now.Add(r.stuckRetry)
+	log.Warn("file cannot be copied within the bucket; it stays in the inbox and only its move is tried again later",
+		zap.String("reason", skipReason), zap.String("verdict", verdict), zap.Time("next_try", next), zap.Error(err))
+	r.metrics.FileSkipped(r.name, skipReason)
+	if ru.state != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		_, rerr := ru.state.update(rctx, f, func(rec *fileRecord) {
+			rec.Verdict, rec.ReasonCode, rec.Reason, rec.Blocked = verdict, code, reason, ""
+			rec.Skipped, rec.NextTry, rec.Last, rec.LastError = skipReason, next, now.UTC(), publicReason(connector.Classify(err, r.region))
+		})
+		cancel()
+		if rerr != nil {
+			log.Warn("cannot record the skipped move; the file may be imported again next run", zap.Error(rerr))
+		}
+	}
+	return outSkipped
 }
 
 // recordTimeout bounds writing a file's state record after its move failed.
