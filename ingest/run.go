@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -304,6 +305,7 @@ func (r *Runner) RunUntil(ctx context.Context, stop <-chan struct{}) Summary {
 			}
 		}()
 		stats, listErr = lister.List(listCtx, queue)
+		ru.sendRetries(listCtx, queue, &stats, listErr == nil)
 	})
 	for range r.workers {
 		wg.Go(func() {
@@ -378,9 +380,13 @@ type run struct {
 	// state holds the per-file records; nil when they could not be read.
 	state *stateStore
 	// leftOut counts the files the listing left out until their next try
-	// (see leaveOut). Only the lister's goroutine writes it; it is read
-	// after the listing has ended.
-	leftOut struct{ skipped, blocked int }
+	// (see leaveOut); retries and deferred are the stuck files due for
+	// their next try that were sent, and that wait for room after the
+	// listing (sendRetries). Only the lister's goroutine uses them;
+	// leftOut is read after the listing has ended.
+	leftOut  struct{ skipped, blocked int }
+	retries  int
+	deferred []deferredRetry
 	// mu guards s's counts while workers and moves tally outcomes.
 	mu sync.Mutex
 	// moves are the moves whose delete is in flight (moveAsync); moveSlots
@@ -434,6 +440,16 @@ type result struct {
 // counting toward max_files, so stuck files cannot starve the others. It
 // is still counted as skipped or blocked, so every run's summary and
 // metrics show it.
+//
+// With max_files, stuck files whose next try has come take at most half
+// of it (rounded down) while the listing goes on; the others due wait
+// until the listing has ended and fill what room the new files left
+// (sendRetries), the longest overdue first. So many stuck files, all due
+// again once stuck_retry has passed, can never crowd out the files after
+// them: every run takes at least half of max_files (rounded up) of the
+// others when there are that many, and the stuck files are still tried
+// when the inbox has room (and always, up to half, when max_files is 2 or
+// more).
 func (ru *run) leaveOut(ctx context.Context, f File) (bool, error) {
 	ru.r.hook("list", f)
 	if ru.state == nil {
@@ -444,16 +460,91 @@ func (ru *run) leaveOut(ctx context.Context, f File) (bool, error) {
 		ru.log.Warn("cannot read the file's state record; it is processed as new", zap.String("key", f.Key), zap.Error(err))
 		return false, nil
 	}
-	if rec == nil || !rec.stuck(ru.r.now()) {
+	if rec == nil || (rec.Skipped == "" && rec.Blocked == "") {
 		return false, nil
 	}
-	if rec.Skipped != "" {
+	if rec.stuck(ru.r.now()) {
+		ru.countLeftOut(rec.Skipped)
+		return true, nil
+	}
+	// Due for its next try.
+	maxFiles := ru.r.filter.MaxFiles
+	if maxFiles <= 0 {
+		return false, nil
+	}
+	if ru.retries < maxFiles/2 {
+		ru.retries++
+		return false, nil
+	}
+	ru.deferRetry(deferredRetry{f: f, nextTry: rec.NextTry, skipped: rec.Skipped}, maxFiles)
+	return true, nil
+}
+
+// countLeftOut counts a stuck file left out of this run: skipped (reason
+// set, a metrics.Skip* value) or blocked.
+func (ru *run) countLeftOut(skipped string) {
+	if skipped != "" {
 		ru.leftOut.skipped++
-		ru.r.metrics.FileSkipped(ru.r.name, rec.Skipped)
+		ru.r.metrics.FileSkipped(ru.r.name, skipped)
 	} else {
 		ru.leftOut.blocked++
 	}
-	return true, nil
+}
+
+// deferredRetry is a stuck file due for its next try that waits for room
+// after the listing (see leaveOut).
+type deferredRetry struct {
+	f       File
+	nextTry time.Time
+	skipped string // its skip reason; "" = blocked
+}
+
+// deferRetry keeps d for sendRetries. No more than limit (max_files) can
+// ever be sent, so no more are kept: past that, the one whose next try
+// came last is left out of this run.
+func (ru *run) deferRetry(d deferredRetry, limit int) {
+	if len(ru.deferred) < limit {
+		ru.deferred = append(ru.deferred, d)
+		return
+	}
+	latest := 0
+	for i, o := range ru.deferred {
+		if o.nextTry.After(ru.deferred[latest].nextTry) {
+			latest = i
+		}
+	}
+	if d.nextTry.Before(ru.deferred[latest].nextTry) {
+		d, ru.deferred[latest] = ru.deferred[latest], d
+	}
+	ru.countLeftOut(d.skipped)
+}
+
+// sendRetries ends the listing: once it went through the whole inbox
+// (complete) with room left under max_files, the stuck files leaveOut
+// deferred are sent into that room, the longest overdue first; the rest
+// are left out of this run, counted as skipped or blocked.
+func (ru *run) sendRetries(ctx context.Context, queue chan<- File, st *ListStats, complete bool) {
+	deferred := ru.deferred
+	ru.deferred = nil
+	slices.SortStableFunc(deferred, func(a, b deferredRetry) int { return a.nextTry.Compare(b.nextTry) })
+	room := 0
+	if complete {
+		room = ru.r.filter.MaxFiles - st.Listed
+	}
+	for i, d := range deferred {
+		if i >= room || ctx.Err() != nil {
+			ru.countLeftOut(d.skipped)
+			continue
+		}
+		select {
+		case queue <- d.f:
+			st.Listed++
+			st.Skipped--
+			st.Bytes += d.f.Size
+		case <-ctx.Done():
+			ru.countLeftOut(d.skipped)
+		}
+	}
 }
 
 // process imports one file and moves it; a file whose import was decided
