@@ -470,14 +470,9 @@ var getObjectHeaders = map[string]func(*s3.GetObjectOutput, string) error{
 	"X-Amz-Delete-Marker":      func(o *s3.GetObjectOutput, v string) error { return parseBool(v, &o.DeleteMarker) },
 	"Etag":                     func(o *s3.GetObjectOutput, v string) error { o.ETag = &v; return nil },
 	"X-Amz-Expiration":         func(o *s3.GetObjectOutput, v string) error { o.Expiration = &v; return nil },
-	"Expires": func(o *s3.GetObjectOutput, v string) error {
-		o.ExpiresString = &v
-		// As the SDK's deserializeS3Expires: an unparsable date is no error.
-		if t, err := http.ParseTime(v); err == nil {
-			o.Expires = &t
-		}
-		return nil
-	},
+	// Only ExpiresString: the SDK's parsed Expires is deprecated ("handled
+	// inconsistently across AWS SDKs"); nothing here reads either.
+	"Expires": func(o *s3.GetObjectOutput, v string) error { o.ExpiresString = &v; return nil },
 	"Last-Modified": func(o *s3.GetObjectOutput, v string) error {
 		t, err := http.ParseTime(v)
 		if err != nil {
