@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"unicode/utf8"
 
@@ -44,6 +45,15 @@ type pendingDelete struct {
 	ctx  context.Context
 	src  Source
 	done chan error
+	// answered is set once done has its answer; only the sender
+	// goroutine touches it.
+	answered bool
+}
+
+// answer delivers p's answer (once: done holds one).
+func (p *pendingDelete) answer(err error) {
+	p.answered = true
+	p.done <- err
 }
 
 func newDeleteBatcher(m *Mover) *deleteBatcher { return &deleteBatcher{m: m} }
@@ -81,8 +91,27 @@ func (b *deleteBatcher) send() {
 		batch := b.pending[:n:n]
 		b.pending = b.pending[n:]
 		b.mu.Unlock()
-		b.flush(batch)
+		b.flushSafely(batch)
 	}
+}
+
+// flushSafely is flush surviving a panic (in the SDK, or on a malformed
+// answer), which would otherwise end the whole process from this
+// goroutine: every delete of the batch not answered yet gets it as its
+// error (*PanicError, with the stack for the caller's log), as it would
+// get the request's error, and the sender goes on with the next batch.
+func (b *deleteBatcher) flushSafely(batch []*pendingDelete) {
+	defer func() {
+		if v := recover(); v != nil {
+			pe := &PanicError{Value: v, Stack: debug.Stack()}
+			for _, p := range batch {
+				if !p.answered {
+					p.answer(pe)
+				}
+			}
+		}
+	}()
+	b.flush(batch)
 }
 
 func (b *deleteBatcher) flush(batch []*pendingDelete) {
@@ -106,12 +135,12 @@ func (b *deleteBatcher) flush(batch []*pendingDelete) {
 			b.unsupported = true
 			b.mu.Unlock()
 			for _, p := range batch {
-				p.done <- b.m.deleteOne(ctx, p.src)
+				p.answer(b.m.deleteOne(ctx, p.src))
 			}
 			return
 		}
 		for _, p := range batch {
-			p.done <- err
+			p.answer(err)
 		}
 		return
 	}
@@ -120,7 +149,7 @@ func (b *deleteBatcher) flush(batch []*pendingDelete) {
 		failed[aws.ToString(e.Key)] = &BatchDeleteError{Code: aws.ToString(e.Code), Message: aws.ToString(e.Message)}
 	}
 	for _, p := range batch {
-		p.done <- failed[p.src.Key]
+		p.answer(failed[p.src.Key])
 	}
 }
 

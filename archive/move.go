@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -471,6 +472,15 @@ func (m *Mover) startDelete(ctx context.Context, src Source) <-chan error {
 	dctx, cancel := finishContext(ctx, finishTimeout)
 	go func() {
 		defer cancel()
+		// A panic here (in the SDK, or on a malformed answer) would end
+		// the whole process from this goroutine: it is the delete's
+		// error instead (*PanicError, with the stack for the caller's
+		// log), and the move fails as with any failed delete.
+		defer func() {
+			if v := recover(); v != nil {
+				done <- &PanicError{Value: v, Stack: debug.Stack()}
+			}
+		}()
 		done <- m.deleteOne(dctx, src)
 	}()
 	return done
