@@ -153,6 +153,11 @@ type lease struct {
 	ttl, skew                               time.Duration
 	now                                     func() time.Time
 	log                                     *zap.Logger
+	// panicked, if set, is told of a recovered panic of the renewal
+	// goroutine (counted in s3connector_processing_panics_total); hook,
+	// set by tests only, is called before each renewal.
+	panicked func()
+	hook     func()
 
 	mu       sync.Mutex
 	etag     string    // of our last write
@@ -353,7 +358,19 @@ func (l *lease) hold(ctx context.Context, stop <-chan struct{}) <-chan struct{} 
 	return merged
 }
 
+// keep renews the lease until end is called or it is lost. A panic in
+// this goroutine would end the whole process: a renewal's panic is that
+// renewal's error (renewSafely), retried as any failed renewal while the
+// lease is still ours; a panic anywhere else here stops the renewals, so
+// the lease is given up at once (lost: the run takes no new file) rather
+// than left to lapse under a run that goes on.
 func (l *lease) keep(ctx context.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			pe := l.recovered(v)
+			l.lose(fmt.Errorf("%w: renewing it panicked: %v", ErrLeaseLost, pe))
+		}
+	}()
 	interval := l.ttl / 3
 	t := time.NewTimer(interval)
 	defer t.Stop()
@@ -371,7 +388,7 @@ func (l *lease) keep(ctx context.Context) {
 		// A renewal must not hang past our own expiry: at that moment
 		// another process may take the lease over.
 		rctx, cancel := context.WithDeadline(ctx, expires)
-		err := l.renew(rctx)
+		err := l.renewSafely(rctx)
 		cancel()
 		switch {
 		case err == nil:
@@ -393,6 +410,31 @@ func (l *lease) keep(ctx context.Context) {
 			t.Reset(retry)
 		}
 	}
+}
+
+// renewSafely is renew with a panic (in the SDK, or on a malformed
+// answer) as its error.
+func (l *lease) renewSafely(ctx context.Context) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("renew lease %s: %w", l.key, l.recovered(v))
+		}
+	}()
+	if l.hook != nil {
+		l.hook()
+	}
+	return l.renew(ctx)
+}
+
+// recovered logs a panic of the renewal goroutine with its stack, counts
+// it, and returns it as an error.
+func (l *lease) recovered(v any) *panicError {
+	pe := recovered(v)
+	l.log.Error("renewing the lease panicked", zap.Any("panic", pe.value), zap.ByteString("stack", pe.stack))
+	if l.panicked != nil {
+		l.panicked()
+	}
+	return pe
 }
 
 func (l *lease) lose(err error) {
@@ -494,6 +536,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 // the outcome is logged and counted.
 func (r *Runner) takeLease(ctx context.Context, log *zap.Logger, s *Summary) (*lease, bool) {
 	l := newLease(r.s3.Client, r.bucket, r.base, r.region, r.name, r.leaseOpts, r.now, log)
+	l.panicked = func() { r.metrics.ProcessingPanicRecovered(r.name) }
+	if r.testHook != nil {
+		l.hook = func() { r.hook("renew", File{}) }
+	}
 	err := l.acquire(ctx)
 	if err == nil {
 		// The holder id in the bucket is random; this line is what tells

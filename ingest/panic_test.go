@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -351,5 +353,60 @@ func TestRunMultipartCopyPanicIsTheMovesFailure(t *testing.T) {
 	archived := keys(t, srv, rig.bucket, "in/archive/")
 	if len(archived) != 1 || !bytes.Equal(body(t, srv, rig.bucket, archived[0]), data) {
 		t.Errorf("archive holds %q, want big.bin", archived)
+	}
+}
+
+// A panic in the goroutine that renews the run's lease would end the
+// whole process; it is that renewal's failure instead: logged with its
+// stack and counted, and retried as any failed renewal while the lease is
+// ours. Once it panics in every renewal until the lease expires, the lease
+// is lost and the run stops taking new files (files in progress finish,
+// the others stay in the inbox), as when renewals cannot reach S3.
+func TestRunLeaseRenewalPanicIsThatRenewalsFailure(t *testing.T) {
+	tests := []struct {
+		name   string
+		panics int // -1: every renewal
+	}{
+		{name: "once", panics: 1},
+		{name: "every renewal", panics: -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rig := newPanicRig(t, "", func(c *config.Connection) { c.Workers = 1 }, Options{Lease: LeaseOptions{TTL: 300 * time.Millisecond}})
+			const n = 6
+			for i := range n {
+				put(t, rig.srv, rig.bucket, fmt.Sprintf("in/f%d.csv", i), []byte("x"))
+			}
+			// Each file takes longer than a renewal interval (TTL/3).
+			inject := rig.r.testHook
+			rig.r.testHook = func(point string, f File) {
+				if point == "read" {
+					time.Sleep(150 * time.Millisecond)
+				}
+				inject(point, f)
+			}
+			rig.panicAt("renew", "", tt.panics)
+			s := rig.r.Run(t.Context())
+			if tt.panics > 0 {
+				if s.Archived != n || !s.OK() {
+					t.Fatalf("summary %+v, want every file archived and the run OK", s)
+				}
+			} else {
+				if !errors.Is(s.Err, ErrLeaseLost) || s.Archived == n {
+					t.Fatalf("summary %+v, want the run stopped before the last files: lease lost", s)
+				}
+				inbox := len(keys(t, rig.srv, rig.bucket, "in/f"))
+				if archived := len(keys(t, rig.srv, rig.bucket, "in/archive/")); archived != s.Archived || inbox+archived != n {
+					t.Errorf("%d in the inbox and %d archived (summary %d), want %d in all", inbox, archived, s.Archived, n)
+				}
+			}
+			if stack := rig.stack(t, "renewing the lease panicked"); !strings.Contains(stack, "renewSafely") {
+				t.Errorf("the log's stack does not show the renewal:\n%s", stack)
+			}
+			got := counter(t, rig.reg, "s3connector_processing_panics_total")
+			if (tt.panics > 0 && got != 1) || got < 1 {
+				t.Errorf("s3connector_processing_panics_total = %v, want %d", got, max(tt.panics, 1))
+			}
+		})
 	}
 }

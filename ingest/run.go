@@ -86,7 +86,8 @@ type Runner struct {
 	// testHook, set by tests only, is called at named points of a file's
 	// processing ("read": before its GET; "range": before each ranged
 	// fetch of its body; "move": as a move starts; "finish": before a
-	// pending move is waited for; "list": as the lister hands it over).
+	// pending move is waited for; "list": as the lister hands it over;
+	// "renew": before each renewal of the run's lease, with no file).
 	// The tests panic there for one key: no real server or importer can
 	// make the connector's own code panic.
 	testHook func(point string, f File)
