@@ -352,13 +352,19 @@ func (m *Mover) threshold() int64 {
 func (m *Mover) copy(ctx context.Context, src Source, dest string) error {
 	if src.Size > m.threshold() {
 		// An earlier move of this version killed mid-copy left its upload
-		// at dest: abort it first (uploads.go). Best effort: the copy
-		// does not depend on it, and failing the move for it would import
-		// a file of over 5 GiB again; a role whose policy predates
-		// s3:ListBucketMultipartUploads is denied the listing and leaves
-		// such uploads to the bucket's lifecycle rules, as before.
+		// at dest: abort it first (uploads.go), and again once this copy
+		// is done, when any upload still at dest is an orphan: one whose
+		// abort did not take, a dead move's request the store carried out
+		// late, or this copy's own CreateMultipartUpload retried after an
+		// answer was lost. Best effort: the copy does not depend on it,
+		// and failing the move for it would import a file of over 5 GiB
+		// again; a role whose policy predates s3:ListBucketMultipartUploads
+		// is denied the listing and leaves such uploads to the bucket's
+		// lifecycle rules, as before.
 		_, _ = m.abortUploadsAt(ctx, dest)
-		return m.multipartCopy(ctx, src, dest)
+		err := m.multipartCopy(ctx, src, dest)
+		_, _ = m.abortUploadsAt(ctx, dest)
+		return err
 	}
 	in := &s3.CopyObjectInput{
 		Bucket:            &m.Bucket,

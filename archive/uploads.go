@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,7 +16,8 @@ import (
 const maxUploadPages = 10
 
 // abortUploadsAt aborts the multipart uploads in progress at dest and
-// returns how many it aborted.
+// returns how many it aborted; an abort that fails does not stop the
+// others (the errors are joined).
 //
 // A move killed mid multipart copy (SIGKILL, a lost node) leaves its
 // upload behind: nothing else ever completes or aborts it, and S3 bills
@@ -32,8 +34,8 @@ const maxUploadPages = 10
 // AbortMultipartUpload frees the parts; "if any part uploads are currently
 // in progress, those part uploads might or might not succeed. As a result,
 // it might be necessary to abort a given multipart upload multiple times"
-// (AbortMultipartUpload, Amazon S3 API Reference). A dead move has no part
-// copy in flight, so one abort is enough.
+// (AbortMultipartUpload, Amazon S3 API Reference): the move calls this
+// again once its own copy is done (Mover.copy).
 //
 // Permissions ("Multipart upload API and permissions", Amazon S3 User
 // Guide; "Actions, resources, and condition keys for Amazon S3", Service
@@ -45,10 +47,11 @@ const maxUploadPages = 10
 func (m *Mover) abortUploadsAt(ctx context.Context, dest string) (int, error) {
 	in := &s3.ListMultipartUploadsInput{Bucket: &m.Bucket, Prefix: &dest}
 	aborted := 0
+	var errs []error
 	for range maxUploadPages {
 		out, err := m.S3.ListMultipartUploads(ctx, in)
 		if err != nil {
-			return aborted, fmt.Errorf("list the multipart uploads at %q: %w", dest, err)
+			return aborted, errors.Join(append(errs, fmt.Errorf("list the multipart uploads at %q: %w", dest, err))...)
 		}
 		for _, u := range out.Uploads {
 			if aws.ToString(u.Key) != dest {
@@ -57,15 +60,16 @@ func (m *Mover) abortUploadsAt(ctx context.Context, dest string) (int, error) {
 			if _, err := m.S3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 				Bucket: &m.Bucket, Key: &dest, UploadId: u.UploadId,
 			}); err != nil {
-				return aborted, fmt.Errorf("abort multipart upload %s at %q: %w", aws.ToString(u.UploadId), dest, err)
+				errs = append(errs, fmt.Errorf("abort multipart upload %s at %q: %w", aws.ToString(u.UploadId), dest, err))
+				continue
 			}
 			aborted++
 		}
 		if !aws.ToBool(out.IsTruncated) || aws.ToString(out.NextKeyMarker) == aws.ToString(in.KeyMarker) &&
 			aws.ToString(out.NextUploadIdMarker) == aws.ToString(in.UploadIdMarker) {
-			return aborted, nil
+			break
 		}
 		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
 	}
-	return aborted, nil
+	return aborted, errors.Join(errs...)
 }

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -85,14 +87,16 @@ func TestMoveAbortsUploadLeftAtDestination(t *testing.T) {
 			t.Errorf("upload at %s: %v, want it left alone", k, uploads[k])
 		}
 	}
-	// The listing is one request with the destination as the prefix; the
-	// aborts name exactly the crashed uploads.
+	// Two listings, before the copy and after it, with the destination as
+	// the prefix; the aborts name exactly the crashed uploads.
 	lists := rec.Matching(http.MethodGet, "uploads")
-	if len(lists) != 1 {
-		t.Fatalf("%d ListMultipartUploads requests, want 1", len(lists))
+	if len(lists) != 2 {
+		t.Fatalf("%d ListMultipartUploads requests, want 2", len(lists))
 	}
-	if q, _ := url.ParseQuery(lists[0].Query); q.Get("prefix") != dest {
-		t.Errorf("ListMultipartUploads prefix %q, want the destination %q", q.Get("prefix"), dest)
+	for _, l := range lists {
+		if q, _ := url.ParseQuery(l.Query); q.Get("prefix") != dest {
+			t.Errorf("ListMultipartUploads prefix %q, want the destination %q", q.Get("prefix"), dest)
+		}
 	}
 	var aborted []string
 	for _, r := range rec.Matching(http.MethodDelete, "uploadId=") {
@@ -103,6 +107,42 @@ func TestMoveAbortsUploadLeftAtDestination(t *testing.T) {
 	slices.Sort(left)
 	if !slices.Equal(aborted, left) {
 		t.Errorf("aborted %v, want exactly the uploads left behind %v", aborted, left)
+	}
+}
+
+// An upload that appears at the destination while the copy runs -- this
+// move's own CreateMultipartUpload sent again after its answer was lost,
+// or a dead move's request the store carried out late -- is an orphan
+// once the copy is done, and the move aborts it then.
+func TestMoveAbortsUploadAppearingDuringCopy(t *testing.T) {
+	srv := miniotest.Shared(t)
+	rec, client := newRecorder(t, srv)
+	bucket := newBucket(t, srv)
+	mover := &Mover{S3: client, Bucket: bucket, BasePath: "in/", MultipartThreshold: 1 << 10}
+	src := putObject(t, client, bucket, "in/", "late.bin", randomBytes(t, 3<<20), s3.PutObjectInput{})
+	dest := DestKey("in/", Archive, src.RelKey, src.Version())
+	var orphan atomic.Value
+	rec.Answer(func(r *http.Request) (int, string, bool) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.RawQuery, "partNumber=") && orphan.Load() == nil {
+			// As the part copy arrives: another upload at the destination,
+			// straight to MinIO.
+			up, err := srv.Root().CreateMultipartUpload(r.Context(), &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &dest})
+			if err != nil {
+				t.Error(err)
+				return 0, "", false
+			}
+			orphan.Store(aws.ToString(up.UploadId))
+		}
+		return 0, "", false
+	})
+	if _, err := mover.Move(t.Context(), src, Archive, nil); err != nil {
+		t.Fatal(err)
+	}
+	if orphan.Load() == nil {
+		t.Fatal("no part copy seen")
+	}
+	if left := uploadsIn(t, srv.Root(), bucket)[dest]; len(left) != 0 {
+		t.Errorf("uploads %v left at %s, want the orphan %v aborted", left, dest, orphan.Load())
 	}
 }
 
