@@ -5,12 +5,14 @@ package torture
 import (
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/s3connector/s3connector/connector"
 )
@@ -54,9 +56,10 @@ func TestCrash(t *testing.T) {
 	var (
 		killed, midRun, onceKills, daemonKills, finished, reuploaded int
 		free                                                         time.Time // the lease is free from then on
-		// leftBy: the multipart uploads seen after a kill (by upload id),
-		// and how many kills left at least one new one.
-		leftBy         = map[string]bool{}
+		// leftBy: the multipart uploads seen after a kill, by upload id
+		// (which kill, for a failure's message), and how many kills left
+		// at least one new one.
+		leftBy         = map[string]string{}
 		killsMidUpload int
 	)
 	for round := 0; killed < kills; round++ {
@@ -115,8 +118,10 @@ func TestCrash(t *testing.T) {
 		}
 		fresh := false
 		for _, u := range f.Uploads() {
-			if id := aws.ToString(u.UploadId); !leftBy[id] {
-				leftBy[id], fresh = true, true
+			if id := aws.ToString(u.UploadId); leftBy[id] == "" {
+				_, err := f.Srv.Root().HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(f.Bucket), Key: aws.String(sourceOf(aws.ToString(u.Key)))})
+				leftBy[id] = fmt.Sprintf("first seen after kill %d (%v, pid %d; its file in the inbox then: %v)", killed, p.Args[:min(len(p.Args), 2)], p.cmd.Process.Pid, err == nil)
+				fresh = true
 			}
 		}
 		if fresh {
@@ -132,6 +137,14 @@ func TestCrash(t *testing.T) {
 	if err, ok := d.Wait(30 * time.Second); !ok || err != nil {
 		t.Errorf("the finishing daemon did not stop cleanly on SIGTERM: %v", err)
 	}
+	for _, u := range f.Uploads() {
+		seen := leftBy[aws.ToString(u.UploadId)]
+		if seen == "" {
+			seen = "never seen after a kill (left by a process that went on)"
+		}
+		_, perr := f.Srv.Root().ListParts(t.Context(), &s3.ListPartsInput{Bucket: aws.String(f.Bucket), Key: u.Key, UploadId: u.UploadId})
+		t.Logf("upload %s at %s, initiated %s, %s; ListParts: %v", aws.ToString(u.UploadId), aws.ToString(u.Key), aws.ToTime(u.Initiated).Format(time.StampMilli), seen, perr)
+	}
 	fig := f.Check(CheckOptions{})
 	if len(leftBy) == 0 {
 		t.Errorf("no kill landed in a multipart copy (%d multipart copies above %s): the cleanup of the uploads they leave was not tested", fig.MultipartCopies, multipartAbove)
@@ -139,6 +152,15 @@ func TestCrash(t *testing.T) {
 	Report(t, fmt.Sprintf("1 crash: %d SIGKILLs (%d of run --once, %d of the daemon; %d mid-run, holding the lease; %d mid multipart copy, leaving %d uploads, %d of them not aborted by a later move) over %s files (%s, multipart copies above %s) and %d re-uploaded versions, %d runs ending on their own, %s: %s",
 		killed, onceKills, daemonKills, midRun, killsMidUpload, len(leftBy), fig.MultipartLeft, Thousands(files), MiB(bytes), multipartAbove, reuploaded, finished,
 		time.Since(start).Round(time.Second), fig))
+}
+
+// archivedStamp is what archive.DestKey adds after a file's stem.
+var archivedStamp = regexp.MustCompile(`\.\d{8}T\d{6}Z-[0-9a-f]{12}`)
+
+// sourceOf is the inbox key an archive/ key was copied from.
+func sourceOf(dest string) string {
+	rel := strings.TrimPrefix(dest, Base+connector.ArchiveFolder)
+	return Base + archivedStamp.ReplaceAllString(rel, "")
 }
 
 // reuploadArchived puts new versions (new content) of up to n keys that
