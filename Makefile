@@ -209,8 +209,8 @@ fuzz:
 # a second), the four fuzz targets run one after another for
 # TORTURE_FUZZTIME each, with one fuzzing worker (-parallel 1, a core left
 # to the uptime daemon), and print one line ("8 hostile input"). Long
-# uptime's output follows. About 12 minutes on 2 cores.
-TORTURE_FUZZTIME ?= 20s
+# uptime's output follows. About 11 minutes on 2 cores.
+TORTURE_FUZZTIME ?= 45s
 TORTURE_GO = $(if $(wildcard /dev/shm),TMPDIR=/dev/shm) $(GO) test -tags torture -race=false -count=1 -timeout 14m -v
 .PHONY: torture
 torture: tools $(TOOLS)/.toxiproxy-$(TOXIPROXY_VERSION)

@@ -11,7 +11,7 @@
 //
 //	go test -tags torture -race=false -count=1 -timeout 14m -v -run '^TestLongUptime$' ./torture/ &
 //	go test -tags torture -race=false -count=1 -timeout 14m -v -parallel 3 -skip '^TestLongUptime$' ./torture/
-//	go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 20s -parallel 1 ./config   # and the other three
+//	go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 45s -parallel 1 ./config   # and the other three
 //
 // Each scenario prints one line with its figures, collected again at the
 // end of the run ("torture summary"); any broken invariant fails the test
