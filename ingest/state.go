@@ -3,9 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -224,7 +222,9 @@ func (a *stateStore) update(ctx context.Context, f File, change func(*fileRecord
 	_, err = a.s3.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: &a.bucket, Key: aws.String(a.key(f.RelKey)),
 		Body: bytes.NewReader(body), ContentType: aws.String("application/json"),
-		ContentMD5: contentMD5(body),
+		// A record is a new object version: Content-MD5 for buckets with a
+		// default Object Lock retention (see connector.ContentMD5).
+		ContentMD5: aws.String(connector.ContentMD5(body)),
 	})
 	if err != nil {
 		return *rec, fmt.Errorf("record file state: %w", connector.Classify(err, a.region))
@@ -235,20 +235,6 @@ func (a *stateStore) update(ctx context.Context, f File, change func(*fileRecord
 	a.cache[name] = rec
 	a.mu.Unlock()
 	return *rec, nil
-}
-
-// contentMD5 is the Content-MD5 header of body. A record is a new object
-// version, and on a bucket with a default Object Lock retention every new
-// version has a retention period: "The Content-MD5 or
-// x-amz-sdk-checksum-algorithm header is required for any request to upload
-// an object with a retention period configured using Amazon S3 Object Lock"
-// (PutObject, Amazon S3 API Reference). The connection computes request
-// checksums only where the API requires them, which PutObject does not
-// declare; Content-MD5 is the header every S3-compatible store understands
-// (MinIO checks it and does not require it).
-func contentMD5(body []byte) *string {
-	sum := md5.Sum(body)
-	return aws.String(base64.StdEncoding.EncodeToString(sum[:]))
 }
 
 // fail counts one more failed attempt of f, described by lastError (a
