@@ -64,7 +64,7 @@ func Advise(principal string, cfg config.Connection, err error) Advice {
 		case MarkerDelete:
 			// "conditional deletes with a specific ETag value require both
 			// s3:DeleteObject and s3:GetObject" (AWS S3 User Guide).
-			checks = append(checks, fmt.Sprintf("Removing a file once it is copied is a delete conditional on its ETag, which needs both s3:DeleteObject and s3:GetObject on %s*; Object Lock or MFA Delete on the bucket can also refuse it.", objects))
+			checks = append(checks, fmt.Sprintf("Removing a file once it is copied is a delete conditional on its ETag, which needs both s3:DeleteObject and s3:GetObject on %s*; a bucket policy Deny, an SCP or a permissions boundary can also refuse it (Object Lock and MFA Delete do not: a delete without a version id only adds a delete marker).", objects))
 		}
 		return Advice{
 			Headline: "Role assumption succeeds but S3 operations fail: the connector reaches your account but cannot access the bucket.",

@@ -206,7 +206,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		movesBlocked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "moves_blocked_total",
-			Help:      "Move steps denied by permissions, a bucket policy Deny or Object Lock, by operation (copy or delete).",
+			Help:      "Move steps denied by the role's permissions, a bucket policy Deny, an SCP or a permissions boundary, by operation (copy or delete).",
 		}, []string{labelConnection, labelOperation}),
 		blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,
@@ -439,8 +439,10 @@ func (m *Metrics) SetSkipped(connection string, n int) {
 	m.skipped.WithLabelValues(connection).Set(float64(n))
 }
 
-// MoveBlocked counts a move step denied by permissions, a bucket policy
-// Deny or Object Lock; operation is OpCopy or OpDelete.
+// MoveBlocked counts a move step denied by the role's permissions, a
+// bucket policy Deny, an SCP or a permissions boundary (not Object Lock: the
+// move's delete names no version, so it only adds a delete marker, which
+// retention and legal holds allow); operation is OpCopy or OpDelete.
 func (m *Metrics) MoveBlocked(connection, operation string) {
 	if m == nil {
 		return

@@ -215,7 +215,7 @@ s3connector_runs_skipped_total{connection="alpha",reason="overlap"} 0
 # TYPE s3connector_files_skipped_total counter
 s3connector_files_skipped_total{connection="alpha",reason="archived_storage_class"} 0
 s3connector_files_skipped_total{connection="alpha",reason="sse_c"} 0
-# HELP s3connector_moves_blocked_total Move steps denied by permissions, a bucket policy Deny or Object Lock, by operation (copy or delete).
+# HELP s3connector_moves_blocked_total Move steps denied by the role's permissions, a bucket policy Deny, an SCP or a permissions boundary, by operation (copy or delete).
 # TYPE s3connector_moves_blocked_total counter
 s3connector_moves_blocked_total{connection="alpha",operation="copy"} 0
 s3connector_moves_blocked_total{connection="alpha",operation="delete"} 0

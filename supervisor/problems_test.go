@@ -17,7 +17,7 @@ func TestProblemsNameTheCauses(t *testing.T) {
 	if len(p) != 2 {
 		t.Fatalf("problems %q, want one for blocked and one for skipped files", p)
 	}
-	for _, want := range []string{"2 files were imported but moving them is denied", "bucket policy", "Object Lock", "s3connector policy"} {
+	for _, want := range []string{"2 files were imported but moving them is denied", "bucket policy", "s3connector policy", "SCP or permissions boundary", "Object Lock does not block it"} {
 		if !strings.Contains(p[0], want) {
 			t.Errorf("blocked problem %q lacks %q", p[0], want)
 		}

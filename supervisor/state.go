@@ -100,7 +100,8 @@ func problems(s ingest.Summary) []string {
 	var out []string
 	if s.Blocked > 0 {
 		out = append(out, fmt.Sprintf("%d files were imported but moving them is denied: check for a bucket policy that denies s3:DeleteObject or s3:PutObject, "+
-			"the role's permissions policy (regenerate it with `s3connector policy`: it needs the tagging and version actions too) and Object Lock settings; "+
+			"the role's permissions policy (regenerate it with `s3connector policy`: it needs the tagging and version actions too) and any SCP or permissions boundary "+
+			"(Object Lock does not block it: the delete names no version and only adds a delete marker); "+
 			"they are not imported again, their move is retried; the daemon log names each file", s.Blocked))
 	}
 	if s.Skipped > 0 {
