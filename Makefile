@@ -220,7 +220,7 @@ torture: tools $(TOOLS)/.toxiproxy-$(TOXIPROXY_VERSION)
 	fuzz=0; line=""; \
 	for t in $(FUZZ_TARGETS); do \
 	  if $(GO) test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(TORTURE_FUZZTIME) -parallel 1 $${t#*:} > $$fz 2>&1; then \
-	    line="$$line $${t%%:*} ($${t#*:}) ok, $$(grep -o 'execs: [0-9]*' $$fz | tail -1 | cut -d' ' -f2) execs;"; \
+	    line="$$line $${t%%:*} ($${t#*:}) ok ($$(grep -o 'execs: .*' $$fz | tail -1));"; \
 	  else fuzz=1; line="$$line $${t%%:*} ($${t#*:}) FAILED;"; echo "==> $${t%%:*} failed:"; cat $$fz; fi; \
 	done; \
 	wait $$up; uptime=$$?; echo "==> long uptime (its own process)"; cat $$out; rm -f $$out $$fz; \
