@@ -1,70 +1,20 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/s3connector/s3connector/archive"
 	"github.com/s3connector/s3connector/config"
 	"github.com/s3connector/s3connector/connector"
-	"github.com/s3connector/s3connector/connector/miniotest"
 )
-
-// putRecord is one PutObject as it crossed the wire.
-type putRecord struct {
-	path string
-	md5  string // the Content-MD5 header, "" without one
-	body []byte
-}
-
-// putRecorder is a reverse proxy in front of MinIO that keeps every PUT
-// with its body (miniotest.Proxy keeps no upload bodies), so a test can
-// compare each upload's Content-MD5 with the bytes it carried.
-func putRecorder(t *testing.T, srv *miniotest.Server) (endpoint string, puts func() []putRecord) {
-	t.Helper()
-	target, err := url.Parse(srv.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	var (
-		mu  sync.Mutex
-		all []putRecord
-	)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// A copy is a PUT too, but uploads nothing (x-amz-copy-source).
-		if r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") == "" {
-			b, err := io.ReadAll(r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(b))
-			mu.Lock()
-			all = append(all, putRecord{path: r.URL.Path, md5: r.Header.Get("Content-Md5"), body: b})
-			mu.Unlock()
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(hs.Close)
-	return hs.URL, func() []putRecord {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]putRecord(nil), all...)
-	}
-}
 
 // Every PutObject the connector sends carries a Content-MD5 that matches
 // its body: the validation marker, the lease (taken and renewed), a state
@@ -78,8 +28,8 @@ func TestEveryPutObjectCarriesContentMD5(t *testing.T) {
 	put(t, srv, bucket, "in/good.csv", []byte("good"))
 	put(t, srv, bucket, "in/bad.csv", []byte("bad"))
 	put(t, srv, bucket, "in/flaky.csv", []byte("flaky"))
-	endpoint, puts := putRecorder(t, srv)
-	conn := testConnection(t, srv, bucket, "in/", endpoint, func(c *config.Connection) { c.MaxAttempts = 3 })
+	proxy := srv.NewProxy(t)
+	conn := testConnection(t, srv, bucket, "in/", proxy.URL, func(c *config.Connection) { c.MaxAttempts = 3 })
 
 	report, err := conn.Validate(t.Context())
 	if err != nil || !report.OK() {
@@ -106,26 +56,31 @@ func TestEveryPutObjectCarriesContentMD5(t *testing.T) {
 	}
 
 	kinds := map[string]int{}
-	for _, p := range puts() {
+	for _, p := range proxy.Requests() {
+		// Uploads only: a copy is a PUT too, but uploads nothing.
+		if p.Method != http.MethodPut || p.Header.Get("X-Amz-Copy-Source") != "" {
+			continue
+		}
 		kind := "other"
 		switch {
-		case strings.HasSuffix(p.path, "/in/"+LeaseKey):
+		case strings.HasSuffix(p.Path, "/in/"+LeaseKey):
 			kind = "lease"
-		case strings.Contains(p.path, "/in/"+AttemptsFolder):
+		case strings.Contains(p.Path, "/in/"+AttemptsFolder):
 			kind = "state record"
-		case strings.HasSuffix(p.path, archive.ReportSuffix):
+		case strings.HasSuffix(p.Path, archive.ReportSuffix):
 			kind = "error report"
-		case strings.Contains(p.path, "/in/"+connector.ArchiveFolder+".s3connector-validate-"):
+		case strings.Contains(p.Path, "/in/"+connector.ArchiveFolder+".s3connector-validate-"):
 			kind = "validation marker"
 		}
 		kinds[kind]++
-		if p.md5 == "" {
-			t.Errorf("%s PUT %s has no Content-MD5", kind, p.path)
+		md5Header := p.Header.Get("Content-Md5")
+		if md5Header == "" {
+			t.Errorf("%s PUT %s has no Content-MD5", kind, p.Path)
 			continue
 		}
-		sum := md5.Sum(p.body)
-		if want := base64.StdEncoding.EncodeToString(sum[:]); p.md5 != want {
-			t.Errorf("%s PUT %s: Content-MD5 %q, want %q (the MD5 of the %d bytes sent)", kind, p.path, p.md5, want, len(p.body))
+		sum := md5.Sum([]byte(p.Body))
+		if want := base64.StdEncoding.EncodeToString(sum[:]); md5Header != want {
+			t.Errorf("%s PUT %s: Content-MD5 %q, want %q (the MD5 of the %d bytes sent)", kind, p.Path, md5Header, want, len(p.Body))
 		}
 	}
 	// The lease is taken, renewed at least once, and released (a DELETE).

@@ -34,7 +34,9 @@ type Proxy struct {
 }
 
 // Request is one recorded request. Body is kept for POST and DELETE
-// requests only (DeleteObjects' XML); uploads are not buffered.
+// requests (DeleteObjects' XML) and uploads (PUTs without
+// x-amz-copy-source, buffered whole: the connector's uploads are small
+// markers, records and reports); a copy's is empty.
 type Request struct {
 	Method, Path, Query string
 	Header              http.Header
@@ -61,7 +63,10 @@ func (s *Server) NewProxy(t testing.TB) *Proxy {
 	}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body []byte
-		if r.Method == http.MethodPost || r.Method == http.MethodDelete {
+		// Bodies of POSTs, DELETEs and uploads (a copy is a PUT that
+		// uploads nothing: x-amz-copy-source).
+		if r.Method == http.MethodPost || r.Method == http.MethodDelete ||
+			r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") == "" {
 			body, _ = io.ReadAll(r.Body)
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
