@@ -336,13 +336,30 @@ func responseError(resp *http.Response, body []byte) error {
 	if id == "" {
 		id = doc.RequestID
 	}
+	return apiResponseError(resp, code, doc.Message, id)
+}
+
+// apiResponseError is an S3 error answer as the SDK returns it: an
+// *awshttp.ResponseError around a smithy.APIError with S3's code.
+func apiResponseError(resp *http.Response, code, message, requestID string) error {
 	return &awshttp.ResponseError{
 		ResponseError: &smithyhttp.ResponseError{
 			Response: &smithyhttp.Response{Response: resp},
-			Err:      &smithy.GenericAPIError{Code: code, Message: doc.Message},
+			Err:      &smithy.GenericAPIError{Code: code, Message: message},
 		},
-		RequestID: id,
+		RequestID: requestID,
 	}
+}
+
+// errorIn200 is op's error for a 200 answer whose body is an Error (or,
+// for CopyObject, no result): the SDK's path retries such an answer as a
+// 500 InternalError, and so does the hand-off.
+func errorIn200(op string, resp *http.Response, code, message string) error {
+	if code == "" {
+		code = "InternalError"
+	}
+	resp.StatusCode = http.StatusInternalServerError
+	return opError(op, apiResponseError(resp, code, message, resp.Header.Get("X-Amz-Request-Id")))
 }
 
 // handOff decides what follows a failed short-path attempt: nil (return
@@ -371,6 +388,27 @@ func (f *fastPath) handOff(ctx context.Context, err error) (func(*s3.Options), e
 	return func(o *s3.Options) { o.Retryer = retry.AddWithMaxAttempts(o.Retryer, remaining) }, nil
 }
 
+// shortEndpoint is the endpoint of bucket for a request the short path
+// can send (short), or nil: the request takes the SDK's path.
+func (c *FastS3) shortEndpoint(ctx context.Context, short bool, bucket *string) *fastEndpoint {
+	if c.fast == nil || !short {
+		return nil
+	}
+	return c.fast.endpoint(ctx, *bucket)
+}
+
+// retryOnSDK follows a failed short-path attempt: err when it is settled,
+// otherwise call, the SDK's operation, for the remaining attempts (see
+// handOff).
+func retryOnSDK[In, Out any](ctx context.Context, f *fastPath, err error, in In, call func(context.Context, In, ...func(*s3.Options)) (Out, error)) (Out, error) {
+	opt, err := f.handOff(ctx, err)
+	if opt == nil {
+		var none Out
+		return none, err
+	}
+	return call(ctx, in, opt)
+}
+
 // shortGet says whether in sets only what the short path sends.
 func shortGet(in *s3.GetObjectInput) bool {
 	if in == nil || in.Bucket == nil || in.Key == nil || *in.Key == "" {
@@ -384,12 +422,9 @@ func shortGet(in *s3.GetObjectInput) bool {
 
 // GetObject is s3.Client.GetObject, on the short path when it can be.
 func (c *FastS3) GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
-	if c.fast == nil || len(optFns) > 0 || !shortGet(in) {
-		return c.Client.GetObject(ctx, in, optFns...)
-	}
-	e := c.fast.endpoint(ctx, *in.Bucket)
+	e := c.shortEndpoint(ctx, len(optFns) == 0 && shortGet(in), in.Bucket)
 	if e == nil {
-		return c.Client.GetObject(ctx, in)
+		return c.Client.GetObject(ctx, in, optFns...)
 	}
 	req := c.fast.newRequest(ctx, e, http.MethodGet, *in.Key)
 	if in.VersionId != nil {
@@ -403,11 +438,7 @@ func (c *FastS3) GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ..
 	}
 	resp, err := c.fast.send(req, e, "GetObject", nil)
 	if err != nil {
-		opt, err := c.fast.handOff(ctx, err)
-		if opt == nil {
-			return nil, err
-		}
-		return c.Client.GetObject(ctx, in, opt)
+		return retryOnSDK(ctx, c.fast, err, in, c.Client.GetObject)
 	}
 	out, err := getObjectOutput(resp)
 	if err != nil {
@@ -556,12 +587,9 @@ func shortCopy(in *s3.CopyObjectInput) bool {
 
 // CopyObject is s3.Client.CopyObject, on the short path when it can be.
 func (c *FastS3) CopyObject(ctx context.Context, in *s3.CopyObjectInput, optFns ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
-	if c.fast == nil || len(optFns) > 0 || !shortCopy(in) {
-		return c.Client.CopyObject(ctx, in, optFns...)
-	}
-	e := c.fast.endpoint(ctx, *in.Bucket)
+	e := c.shortEndpoint(ctx, len(optFns) == 0 && shortCopy(in), in.Bucket)
 	if e == nil {
-		return c.Client.CopyObject(ctx, in)
+		return c.Client.CopyObject(ctx, in, optFns...)
 	}
 	req := c.fast.newRequest(ctx, e, http.MethodPut, *in.Key)
 	h := req.Header
@@ -582,11 +610,7 @@ func (c *FastS3) CopyObject(ctx context.Context, in *s3.CopyObjectInput, optFns 
 		return err
 	})
 	if err != nil {
-		opt, err := c.fast.handOff(ctx, err)
-		if opt == nil {
-			return nil, err
-		}
-		return c.Client.CopyObject(ctx, in, opt)
+		return retryOnSDK(ctx, c.fast, err, in, c.Client.CopyObject)
 	}
 	return out, nil
 }
@@ -623,20 +647,7 @@ func copyObjectOutput(resp *http.Response) (*s3.CopyObjectOutput, error) {
 	}
 	var doc copyResult
 	if err := xml.Unmarshal(bytes.TrimSpace(body), &doc); err != nil || doc.XMLName.Local != "CopyObjectResult" {
-		// The SDK's path retries a 200 answer carrying an error (or
-		// none) as a 500 InternalError.
-		code := doc.Code
-		if code == "" {
-			code = "InternalError"
-		}
-		resp.StatusCode = http.StatusInternalServerError
-		return nil, opError("CopyObject", &awshttp.ResponseError{
-			ResponseError: &smithyhttp.ResponseError{
-				Response: &smithyhttp.Response{Response: resp},
-				Err:      &smithy.GenericAPIError{Code: code, Message: doc.Message},
-			},
-			RequestID: resp.Header.Get("X-Amz-Request-Id"),
-		})
+		return nil, errorIn200("CopyObject", resp, doc.Code, doc.Message)
 	}
 	out := &s3.CopyObjectOutput{CopyObjectResult: &types.CopyObjectResult{ETag: aws.String(doc.ETag)}}
 	if !doc.LastModified.IsZero() {
@@ -698,12 +709,9 @@ func shortDelete(in *s3.DeleteObjectsInput) bool {
 // https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html),
 // and the one every S3-compatible store understands.
 func (c *FastS3) DeleteObjects(ctx context.Context, in *s3.DeleteObjectsInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error) {
-	if c.fast == nil || len(optFns) > 0 || !shortDelete(in) {
-		return c.Client.DeleteObjects(ctx, in, optFns...)
-	}
-	e := c.fast.endpoint(ctx, *in.Bucket)
+	e := c.shortEndpoint(ctx, len(optFns) == 0 && shortDelete(in), in.Bucket)
 	if e == nil {
-		return c.Client.DeleteObjects(ctx, in)
+		return c.Client.DeleteObjects(ctx, in, optFns...)
 	}
 	var body bytes.Buffer
 	body.Grow(96 + 80*len(in.Delete.Objects))
@@ -739,11 +747,7 @@ func (c *FastS3) DeleteObjects(ctx context.Context, in *s3.DeleteObjectsInput, o
 		return err
 	})
 	if err != nil {
-		opt, err := c.fast.handOff(ctx, err)
-		if opt == nil {
-			return nil, err
-		}
-		return c.Client.DeleteObjects(ctx, in, opt)
+		return retryOnSDK(ctx, c.fast, err, in, c.Client.DeleteObjects)
 	}
 	return out, nil
 }
@@ -785,20 +789,7 @@ func deleteObjectsOutput(resp *http.Response) (*s3.DeleteObjectsOutput, error) {
 		return nil, opError("DeleteObjects", &smithy.DeserializationError{Err: err, Snapshot: body[:min(len(body), 256)]})
 	}
 	if err != nil || doc.XMLName.Local == "Error" {
-		// A 200 answer carrying an Error: retried on the SDK's path, as
-		// a 500 InternalError.
-		code := doc.Code
-		if code == "" {
-			code = "InternalError"
-		}
-		resp.StatusCode = http.StatusInternalServerError
-		return nil, opError("DeleteObjects", &awshttp.ResponseError{
-			ResponseError: &smithyhttp.ResponseError{
-				Response: &smithyhttp.Response{Response: resp},
-				Err:      &smithy.GenericAPIError{Code: code, Message: doc.Message},
-			},
-			RequestID: resp.Header.Get("X-Amz-Request-Id"),
-		})
+		return nil, errorIn200("DeleteObjects", resp, doc.Code, doc.Message)
 	}
 	out := &s3.DeleteObjectsOutput{RequestCharged: types.RequestCharged(resp.Header.Get("X-Amz-Request-Charged"))}
 	for _, d := range doc.Deleted {
