@@ -30,7 +30,6 @@ type API interface {
 	UploadPartCopy(context.Context, *s3.UploadPartCopyInput, ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error)
 	CompleteMultipartUpload(context.Context, *s3.CompleteMultipartUploadInput, ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
 	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
-	ListMultipartUploads(context.Context, *s3.ListMultipartUploadsInput, ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 	GetObjectTagging(context.Context, *s3.GetObjectTaggingInput, ...func(*s3.Options)) (*s3.GetObjectTaggingOutput, error)
 }
 
@@ -70,6 +69,12 @@ type Source struct {
 	Modified time.Time
 	Size     int64
 	Attrs    Attributes
+	// Uploads, when set, keeps the multipart uploads of the file's moves
+	// (uploads.go): a move aborts those an earlier, killed move left, and
+	// records its own before copying any part. nil: nothing is recorded,
+	// and an upload a killed move leaves is left to the bucket's lifecycle
+	// rules.
+	Uploads UploadJournal
 }
 
 // Version is the source version that names its archived copy.
@@ -350,21 +355,24 @@ func (m *Mover) threshold() int64 {
 }
 
 func (m *Mover) copy(ctx context.Context, src Source, dest string) error {
+	// Uploads a killed move of this file left (recorded in its journal,
+	// uploads.go) are aborted before this copy and again once it is done:
+	// AWS documents that an abort may have to be repeated while a dead
+	// process's part copies are still arriving. Best effort: the copy does
+	// not depend on it, and failing the move for it would import the file
+	// again.
+	left := recordedUploads(ctx, src)
+	if len(left) > 0 {
+		_, _ = AbortUploads(ctx, m.S3, m.Bucket, left)
+		defer func() { _, _ = AbortUploads(ctx, m.S3, m.Bucket, left) }()
+	}
 	if src.Size > m.threshold() {
-		// An earlier move of this version killed mid-copy left its upload
-		// at dest: abort it first (uploads.go), and again once this copy
-		// is done, when any upload still at dest is an orphan: one whose
-		// abort did not take, a dead move's request the store carried out
-		// late, or this copy's own CreateMultipartUpload retried after an
-		// answer was lost. Best effort: the copy does not depend on it,
-		// and failing the move for it would import a file of over 5 GiB
-		// again; a role whose policy predates s3:ListBucketMultipartUploads
-		// is denied the listing and leaves such uploads to the bucket's
-		// lifecycle rules, as before.
-		_, _ = m.abortUploadsAt(ctx, dest)
-		err := m.multipartCopy(ctx, src, dest)
-		_, _ = m.abortUploadsAt(ctx, dest)
-		return err
+		return m.multipartCopy(ctx, src, dest, func(id string) error {
+			if src.Uploads == nil {
+				return nil
+			}
+			return src.Uploads.Record(ctx, withUpload(left, Upload{Key: dest, ID: id}))
+		})
 	}
 	in := &s3.CopyObjectInput{
 		Bucket:            &m.Bucket,

@@ -41,8 +41,10 @@ func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 // UploadPartCopy, every part pinned to the source ETag. The upload carries
 // the attributes CopyObject would have copied (content type, metadata,
 // storage class, encryption); it is aborted on any failure, so no
-// half-written object is left behind.
-func (m *Mover) multipartCopy(ctx context.Context, src Source, dest string) (err error) {
+// half-written object is left behind. record is called with the upload's
+// id before any part is copied (see UploadJournal); its error fails the
+// copy, and the upload is aborted.
+func (m *Mover) multipartCopy(ctx context.Context, src Source, dest string, record func(id string) error) (err error) {
 	a := src.Attrs
 	create := &s3.CreateMultipartUploadInput{
 		Bucket:       &m.Bucket,
@@ -87,6 +89,9 @@ func (m *Mover) multipartCopy(ctx context.Context, src Source, dest string) (err
 				Bucket: &m.Bucket, Key: &dest, UploadId: up.UploadId})
 		}
 	}()
+	if err := record(aws.ToString(up.UploadId)); err != nil {
+		return fmt.Errorf("copy %q to %q: record multipart upload %s: %w", src.Key, dest, aws.ToString(up.UploadId), err)
+	}
 
 	ps := m.partSize(src.Size)
 	n := int((src.Size + ps - 1) / ps)

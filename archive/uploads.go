@@ -5,71 +5,106 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/s3connector/s3connector/connector"
 )
 
-// maxUploadPages bounds the listing of abortUploadsAt: with the
-// destination key as the prefix it is one short page (S3 answers up to
-// 1,000 uploads a page); the bound only keeps a store whose markers do not
-// advance from looping.
-const maxUploadPages = 10
+// Upload is a multipart upload a move started: its key and upload id.
+type Upload struct {
+	Key string `json:"key"`
+	ID  string `json:"id"`
+}
 
-// abortUploadsAt aborts the multipart uploads in progress at dest and
-// returns how many it aborted; an abort that fails does not stop the
-// others (the errors are joined).
+// UploadJournal keeps the multipart uploads the moves of one inbox file
+// start, where they outlive the process: the runner keeps them in the
+// file's state record (ingest). A move killed mid multipart copy (SIGKILL,
+// a lost node) leaves its upload behind; nothing else ever completes or
+// aborts it, and S3 bills its parts until a lifecycle rule
+// (AbortIncompleteMultipartUpload), if the bucket has one, removes them.
+// With a journal the next move of the file finds the upload's id there and
+// aborts it.
 //
-// A move killed mid multipart copy (SIGKILL, a lost node) leaves its
-// upload behind: nothing else ever completes or aborts it, and S3 bills
-// its parts until a lifecycle rule (AbortIncompleteMultipartUpload), if
-// the bucket has one, removes them. dest is a function of the source
-// version (DestKey, I2), so the next move of that version targets the same
-// key, and the upload can be found there: ListMultipartUploads "Lists
-// in-progress uploads only for those keys that begin with the specified
-// prefix" (ListMultipartUploads, Amazon S3 API Reference), and keys that
-// merely start with dest are skipped. The lease (I12) keeps any other
-// process off the connection, and the caller starts its own upload only
-// after this returns, so every upload found is a dead move's.
+// Why a journal, and not ListMultipartUploads at the destination: that
+// listing needs s3:ListBucketMultipartUploads, whose only condition keys
+// are the access point, authentication and signature ones -- no s3:prefix,
+// which only ListBucket and ListBucketVersions take ("Actions, resources,
+// and condition keys for Amazon S3", Service Authorization Reference) --
+// so it can only be granted on the whole bucket, and the connection's
+// policy grants nothing outside its base path (I10).
+// AbortMultipartUpload, by upload id, needs s3:AbortMultipartUpload on the
+// object only, which the policy grants under the base path.
+//
+// What no journal can know: an upload whose CreateMultipartUpload answer
+// never reached the process (killed while the request was in flight, or
+// the answer lost and the request sent again), or one created just before
+// a kill that came ahead of its Record. The README tells customers to add
+// an AbortIncompleteMultipartUpload lifecycle rule for those.
+type UploadJournal interface {
+	// Uploads returns the uploads recorded for the file and not yet
+	// forgotten (the file's record is removed once it has left the inbox).
+	Uploads(ctx context.Context) ([]Upload, error)
+	// Record keeps ups (what Uploads returned, and the new upload last).
+	// The move calls it after CreateMultipartUpload answers and before any
+	// part is copied; an error aborts the new upload and fails the move,
+	// so no part is ever copied into an upload the journal does not hold.
+	Record(ctx context.Context, ups []Upload) error
+}
+
+// AbortUploads aborts ups and returns how many it aborted (NoSuchUpload
+// counts: "The specified multipart upload does not exist. The upload ID
+// may be invalid, or the upload may have been aborted or completed",
+// Amazon S3 API Reference, Error codes). An abort that fails does not stop
+// the others; the errors are joined.
 //
 // AbortMultipartUpload frees the parts; "if any part uploads are currently
 // in progress, those part uploads might or might not succeed. As a result,
 // it might be necessary to abort a given multipart upload multiple times"
 // (AbortMultipartUpload, Amazon S3 API Reference): the move calls this
-// again once its own copy is done (Mover.copy).
-//
-// Permissions ("Multipart upload API and permissions", Amazon S3 User
-// Guide; "Actions, resources, and condition keys for Amazon S3", Service
-// Authorization Reference): s3:ListBucketMultipartUploads on the bucket,
-// s3:AbortMultipartUpload on the object. The listing's action takes no
-// s3:prefix condition key (ListBucket's does), so it cannot be limited to
-// the base path: connector's permissions policy grants it on the bucket
-// (connector.SidListUploads).
-func (m *Mover) abortUploadsAt(ctx context.Context, dest string) (int, error) {
-	in := &s3.ListMultipartUploadsInput{Bucket: &m.Bucket, Prefix: &dest}
+// before its own copy and again after it (Mover.copy).
+func AbortUploads(ctx context.Context, api interface {
+	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+}, bucket string, ups []Upload) (int, error) {
 	aborted := 0
 	var errs []error
-	for range maxUploadPages {
-		out, err := m.S3.ListMultipartUploads(ctx, in)
-		if err != nil {
-			return aborted, errors.Join(append(errs, fmt.Errorf("list the multipart uploads at %q: %w", dest, err))...)
+	for _, u := range ups {
+		_, err := api.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+			Bucket: &bucket, Key: &u.Key, UploadId: &u.ID,
+		})
+		if err != nil && !errors.Is(connector.Classify(err, ""), connector.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("abort multipart upload %s at %q: %w", u.ID, u.Key, err))
+			continue
 		}
-		for _, u := range out.Uploads {
-			if aws.ToString(u.Key) != dest {
-				continue
-			}
-			if _, err := m.S3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-				Bucket: &m.Bucket, Key: &dest, UploadId: u.UploadId,
-			}); err != nil {
-				errs = append(errs, fmt.Errorf("abort multipart upload %s at %q: %w", aws.ToString(u.UploadId), dest, err))
-				continue
-			}
-			aborted++
-		}
-		if !aws.ToBool(out.IsTruncated) || aws.ToString(out.NextKeyMarker) == aws.ToString(in.KeyMarker) &&
-			aws.ToString(out.NextUploadIdMarker) == aws.ToString(in.UploadIdMarker) {
-			break
-		}
-		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+		aborted++
 	}
 	return aborted, errors.Join(errs...)
+}
+
+// maxRecordedUploads bounds what a journal is asked to keep: the uploads
+// of the latest moves of one file. Each move aborts every recorded upload
+// twice before it records a new one, so the oldest have long been aborted
+// when they are dropped.
+const maxRecordedUploads = 32
+
+// recordedUploads returns the uploads src's journal holds (none without a
+// journal, or when it cannot be read: the cleanup is best effort).
+func recordedUploads(ctx context.Context, src Source) []Upload {
+	if src.Uploads == nil {
+		return nil
+	}
+	ups, err := src.Uploads.Uploads(ctx)
+	if err != nil {
+		return nil
+	}
+	return ups
+}
+
+// withUpload is ups with u added last, the oldest dropped beyond
+// maxRecordedUploads.
+func withUpload(ups []Upload, u Upload) []Upload {
+	out := append(append(make([]Upload, 0, len(ups)+1), ups...), u)
+	if len(out) > maxRecordedUploads {
+		out = out[len(out)-maxRecordedUploads:]
+	}
+	return out
 }
