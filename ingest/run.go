@@ -857,6 +857,7 @@ func folderOf(verdict string) archive.Folder {
 func (ru *run) move(ctx context.Context, log fileLog, f File, src archive.Source, verdict string, report *archive.Report, pr *progress) outcome {
 	pr.moving(verdict, report)
 	ru.r.hook("move", f)
+	src.Uploads = ru.journal(log, f)
 	res, err := ru.r.mover.Move(ctx, src, folderOf(verdict), report)
 	code, reason := "", ""
 	if report != nil {
@@ -888,6 +889,7 @@ func (ru *run) moveAsync(ctx context.Context, log fileLog, f File, src archive.S
 	}()
 	pr.moving(verdict, nil)
 	ru.r.hook("move", f)
+	src.Uploads = ru.journal(log, f)
 	p, err := ru.r.mover.MoveAsync(ctx, src, folderOf(verdict), nil)
 	if err != nil {
 		res.out = ru.moveFailed(ctx, log, f, verdict, "", "", err)
@@ -902,6 +904,40 @@ func (ru *run) moveAsync(ctx context.Context, log fileLog, f File, src archive.S
 		ru.tally(res)
 	})
 	return result{pending: true}
+}
+
+// journal is the archive.UploadJournal of f's moves: its state record
+// (nil when the run keeps no state).
+func (ru *run) journal(log fileLog, f File) archive.UploadJournal {
+	if ru.state == nil {
+		return nil
+	}
+	return uploadJournal{state: ru.state, log: log, f: f}
+}
+
+// uploadJournal keeps a file's multipart uploads in its state record.
+type uploadJournal struct {
+	state *stateStore
+	log   fileLog
+	f     File
+}
+
+func (j uploadJournal) Uploads(ctx context.Context) ([]archive.Upload, error) {
+	return j.state.uploads(ctx, j.f)
+}
+
+func (j uploadJournal) Record(ctx context.Context, ups []archive.Upload) error {
+	if _, err := j.state.update(ctx, j.f, func(r *fileRecord) { r.Uploads = ups }); err != nil {
+		return err
+	}
+	if len(ups) > 0 {
+		// Once per multipart copy (files over 5 GiB). The torture suite's
+		// crash scenario reads it: an upload left in the bucket that a
+		// line names was recorded, so a later move had to abort it.
+		u := ups[len(ups)-1]
+		j.log.Info("multipart upload recorded", zap.String("upload_id", u.ID), zap.String("to", u.Key))
+	}
+	return nil
 }
 
 // finishPending waits for a pending move's delete and records the outcome.

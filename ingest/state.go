@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +72,13 @@ type fileRecord struct {
 	Skipped string    `json:"skipped,omitempty"`
 	Blocked string    `json:"blocked,omitempty"`
 	NextTry time.Time `json:"next_try,omitzero"`
+	// Uploads are the multipart uploads the file's moves started
+	// (archive.UploadJournal): a move killed mid-copy leaves one, and the
+	// next move of the file aborts it by this id. They are the key's, not
+	// the version's: a record started afresh for a newer version keeps
+	// them (update), and a record removed with its file aborts them first
+	// (removeOrphans).
+	Uploads []archive.Upload `json:"uploads,omitempty"`
 }
 
 // matches reports whether the record is about f's version: same ETag,
@@ -174,30 +182,52 @@ func (a *stateStore) load(ctx context.Context) error {
 // lookup returns f's record when it has one for f's version (matches),
 // else nil.
 func (a *stateStore) lookup(ctx context.Context, f File) (*fileRecord, error) {
-	name := a.name(f.RelKey)
+	rec, err := a.raw(ctx, f.RelKey)
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.seen[a.name(f.RelKey)] = true
+	a.mu.Unlock()
+	if !rec.matches(f) {
+		return nil, nil
+	}
+	return rec, nil
+}
+
+// raw returns a copy of the record under relKey whatever version it is
+// about, or nil when there is none; it is read at most once per run.
+func (a *stateStore) raw(ctx context.Context, relKey string) (*fileRecord, error) {
+	name := a.name(relKey)
 	a.mu.Lock()
 	known, rec := a.known[name], a.cache[name]
-	if known {
-		a.seen[name] = true
-	}
 	a.mu.Unlock()
 	if !known {
 		return nil, nil
 	}
 	if rec == nil {
 		var err error
-		if rec, err = a.get(ctx, f.RelKey); err != nil {
+		if rec, err = a.get(ctx, relKey); err != nil {
 			return nil, err
 		}
 		a.mu.Lock()
 		a.cache[name] = rec
 		a.mu.Unlock()
 	}
-	if !rec.matches(f) {
-		return nil, nil
-	}
 	c := *rec
+	c.Uploads = slices.Clone(rec.Uploads)
 	return &c, nil
+}
+
+// uploads returns the multipart uploads recorded under f's key, whatever
+// version the record is about: an upload a killed move of an older version
+// left is as much an orphan as one of f's.
+func (a *stateStore) uploads(ctx context.Context, f File) ([]archive.Upload, error) {
+	rec, err := a.raw(ctx, f.RelKey)
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	return rec.Uploads, nil
 }
 
 // update applies change to f's record (a fresh one when f has none for its
@@ -210,6 +240,10 @@ func (a *stateStore) update(ctx context.Context, f File, change func(*fileRecord
 	}
 	if rec == nil {
 		rec = &fileRecord{ETag: f.ETag}
+		// An older version's record: its uploads are still to abort.
+		if old, _ := a.raw(ctx, f.RelKey); old != nil {
+			rec.Uploads = old.Uploads
+		}
 	}
 	if rec.Modified.IsZero() {
 		rec.Modified = f.LastModified
@@ -298,7 +332,8 @@ func (a *stateStore) clear(ctx context.Context, f File) error {
 const maxOrphanChecks = 100
 
 // removeOrphans deletes the records of files gone from the inbox (deleted
-// by the customer while stuck or failing), which no run would clear. It is
+// by the customer while stuck or failing), which no run would clear,
+// aborting the multipart uploads a record holds first. It is
 // called after a run whose listing went through the whole inbox, with
 // every record the listing did not show (see lookup) as a candidate; as a
 // file may be unlisted yet present (a changed include pattern, a key
@@ -330,6 +365,17 @@ func (a *stateStore) removeOrphans(ctx context.Context, base string) (int, error
 			continue // still there: its record stays
 		case !errors.Is(err, connector.ErrNotFound):
 			return removed, fmt.Errorf("check the file of state record %s: %w", a.key(name), err)
+		}
+		// The uploads a killed move of the file left go with it: once its
+		// record is gone, nothing would know their ids.
+		rec, err := a.raw(ctx, name)
+		if err != nil {
+			return removed, fmt.Errorf("read the state record %s of a file gone from the inbox: %w", a.key(name), err)
+		}
+		if rec != nil && len(rec.Uploads) > 0 {
+			if _, err := archive.AbortUploads(ctx, a.s3, a.bucket, rec.Uploads); err != nil {
+				return removed, fmt.Errorf("abort the multipart uploads recorded in %s: %w", a.key(name), connector.Classify(err, a.region))
+			}
 		}
 		if _, err := a.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &a.bucket, Key: aws.String(a.key(name))}); err != nil {
 			return removed, fmt.Errorf("remove the state record %s of a file gone from the inbox: %w", a.key(name), connector.Classify(err, a.region))
