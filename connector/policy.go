@@ -23,7 +23,6 @@ const (
 	SidListBucket       = "ListBucket"
 	SidObjectOperations = "ObjectOperations"
 	SidTagCopies        = "TagProcessedCopies"
-	SidListUploads      = "ListMultipartUploads"
 	SidKMSKey           = "AllowS3ConnectorUseOfTheKey"
 )
 
@@ -166,18 +165,14 @@ func PermissionsPolicyFor(c config.Connection) PolicyDocument {
 //   - s3:PutObject: the validation marker, the copy's destination, error
 //     reports. Multipart copies above 5 GiB use s3:AbortMultipartUpload to
 //     clean up after a failure, and to abort the upload a move killed
-//     mid-copy left at the destination, which the next move of the file
-//     finds with ListMultipartUploads (archive/uploads.go).
-//   - s3:ListBucketMultipartUploads, in a statement of its own on the
-//     bucket (SidListUploads): that listing. Its only condition keys are
-//     the access point, authentication and signature ones -- no s3:prefix,
-//     which only ListBucket and ListBucketVersions take ("Actions,
-//     resources, and condition keys for Amazon S3", Service Authorization
-//     Reference, https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html)
-//     -- so it cannot be limited to the base path: the role can see the
-//     keys and upload ids of the multipart uploads in progress anywhere in
-//     the bucket, never an object's content, and can abort them only under
-//     the base path. It is the one grant beyond the base path (I10).
+//     mid-copy left, by the upload id the file's state record holds
+//     (archive/uploads.go). No s3:ListBucketMultipartUploads: its only
+//     condition keys are the access point, authentication and signature
+//     ones -- no s3:prefix, which only ListBucket and ListBucketVersions
+//     take ("Actions, resources, and condition keys for Amazon S3",
+//     Service Authorization Reference,
+//     https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html)
+//     -- so it could only be granted on the whole bucket (I10).
 //   - s3:PutObjectTagging, on archive/ and error/ only (SidTagCopies): "Required
 //     if you want to put the copied object with object tagging to the
 //     destination bucket when you make a CopyObject request" (and for the
@@ -216,12 +211,6 @@ func permissionsPolicy(partition, bucket, basePath string) PolicyDocument {
 					"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
 				},
 				Resource: StringOrList{objects + "*"},
-			},
-			{
-				Sid:      SidListUploads,
-				Effect:   "Allow",
-				Action:   StringOrList{"s3:ListBucketMultipartUploads"},
-				Resource: StringOrList{bucketARN},
 			},
 			{
 				// Only copies are tagged, never the files waiting in the inbox.
@@ -480,32 +469,33 @@ func (p Policies) WriteText(w io.Writer, validateCmd string) error {
 	b.Write(perms.Bytes())
 	b.WriteByte('\n')
 	archive, errDir := p.BasePath+ArchiveFolder, p.BasePath+ErrorFolder
-	var why []string
-	for _, w := range [][2]string{
-		{"s3:ListBucket", "list the files in " + location + " and verify the connection"},
-		{"s3:GetObject", "read your files for import"},
-		{"s3:GetObjectVersion", "on a versioned bucket, copy exactly the version imported"},
-		{"s3:GetObjectTagging", "keep a file's tags when it is copied"},
-		{"s3:GetObjectVersionTagging", "the same for the exact version imported"},
-		{"s3:PutObject", "write processed files to " + archive + " and " + errDir},
-		{"s3:PutObjectTagging", "give those copies the original's tags (only there)"},
-		{"s3:DeleteObject", "remove the original once it has been copied there"},
-		{"s3:AbortMultipartUpload", "clean up an interrupted copy of a file over 5 GiB"},
-		{"s3:ListBucketMultipartUploads", "find such an interrupted copy to clean it up; S3"},
-		{"", "cannot limit this listing to a folder: it shows the"},
-		{"", "names of unfinished uploads in the bucket, never their"},
-		{"", "content"},
-	} {
-		why = append(why, fmt.Sprintf("  %-31s%s", w[0], w[1]))
-	}
-	para(append([]string{"What each permission is for:", ""}, why...)...)
+	para("What each permission is for:",
+		"",
+		"  s3:ListBucket               list the files in "+location+" and verify the connection",
+		"  s3:GetObject                read your files for import",
+		"  s3:GetObjectVersion         on a versioned bucket, copy exactly the version imported",
+		"  s3:GetObjectTagging         keep a file's tags when it is copied",
+		"  s3:GetObjectVersionTagging  the same for the exact version imported",
+		"  s3:PutObject                write processed files to "+archive+" and "+errDir,
+		"  s3:PutObjectTagging         give those copies the original's tags (only there)",
+		"  s3:DeleteObject             remove the original once it has been copied there",
+		"  s3:AbortMultipartUpload     clean up an interrupted copy of a file over 5 GiB")
 	para("Files are never permanently deleted: after processing, each file is moved to",
 		archive+" (or to "+errDir+" if its import failed), so you keep a full",
 		"history of what was imported. The original is removed only if it is still",
 		"exactly the file that was imported, and never by version: on a versioned",
 		"bucket it is hidden by a delete marker and every version stays in the",
-		"bucket's history. The policy grants nothing outside "+location+"",
-		"but that listing of unfinished uploads.")
+		"bucket's history. The policy grants nothing outside "+location+".")
+	scope := "the whole bucket"
+	if p.BasePath != "" {
+		scope = "the prefix " + p.BasePath
+	}
+	para("Recommended: add a lifecycle rule to the bucket for "+scope+",",
+		"with the action \"Delete expired object delete markers or incomplete multipart",
+		"uploads\" and incomplete multipart uploads deleted after 7 days",
+		"(AbortIncompleteMultipartUpload). The connector aborts the uploads of its own",
+		"interrupted copies (files over 5 GiB); the rule removes the few it cannot know",
+		"of, such as those of a copy stopped before it could record its upload.")
 
 	if p.KMSKeyStatement != nil {
 		heading("Allow the role to use your KMS key")
