@@ -1,7 +1,10 @@
 package ingest
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -15,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/s3connector/s3connector/archive"
+	"github.com/s3connector/s3connector/config"
 	"github.com/s3connector/s3connector/connector/miniotest"
 )
 
@@ -217,5 +221,60 @@ func TestRecordUploadsField(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"etag":"\"x\"","attempts":2}`), &old); err != nil || old.Uploads != nil {
 		t.Errorf("old record: %+v, %v", old, err)
+	}
+}
+
+// A newer version's record keeps the uploads an older version's move left
+// even when it is written for another reason (here a transient import
+// failure, before any move): the uploads are the key's until a move
+// aborts them.
+func TestNewerVersionsRecordKeepsUploads(t *testing.T) {
+	srv := needMinIO(t)
+	bucket := minioBucket(t, srv)
+	put(t, srv, bucket, "in/a.bin", randomBody(11<<20))
+	proxy := srv.NewProxy(t)
+	var on, sinkDown atomic.Bool
+	on.Store(true)
+	failMultipart(proxy, &on)
+	imp := importerFunc(func(ctx context.Context, f File, body io.Reader) error {
+		if _, err := io.Copy(io.Discard, body); err != nil {
+			return err
+		}
+		if sinkDown.Load() {
+			return errors.New("sink unavailable")
+		}
+		return nil
+	})
+	// max_attempts: transient failures are counted in the record.
+	conn := testConnection(t, srv, bucket, "in/", proxy.URL, func(c *config.Connection) { c.MaxAttempts = 5 })
+	r, err := NewRunner(conn, Options{Importer: imp, MultipartThreshold: 5 << 20, PartSize: 5 << 20, ParallelDownloadThreshold: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Run(t.Context()); s.Retry != 1 {
+		t.Fatalf("first run: %+v, want a.bin left for a retry", s)
+	}
+	left := uploadsLeft(t, srv, bucket)
+	if len(left) != 1 {
+		t.Fatalf("uploads: %v, want 1", left)
+	}
+	on.Store(false)
+
+	put(t, srv, bucket, "in/a.bin", []byte("a new, small version"))
+	sinkDown.Store(true)
+	if s := r.Run(t.Context()); s.Retry != 1 {
+		t.Fatalf("second run: %+v, want the new version left for a retry", s)
+	}
+	rec := stateRecord(t, srv, bucket, "a.bin")
+	if rec == nil || rec.Attempts != 1 || len(rec.Uploads) != 1 || rec.Uploads[0].ID != left[0] {
+		t.Fatalf("the new version's record %+v, want 1 attempt and the older move's upload %s kept", rec, left[0])
+	}
+
+	sinkDown.Store(false)
+	if s := r.Run(t.Context()); s.Archived != 1 || !s.OK() {
+		t.Fatalf("third run: %+v, want a.bin archived", s)
+	}
+	if u := uploadsLeft(t, srv, bucket); len(u) != 0 {
+		t.Errorf("uploads left: %v, want %s aborted by the new version's move", u, left[0])
 	}
 }
