@@ -159,6 +159,8 @@ func TestCrash(t *testing.T) {
 	// after a kill, and initiated just before it (or after it: a request
 	// the server carried out once its client was gone). One created long
 	// before its kill went unrecorded for no reason the design allows.
+	// "Long" is 10 s: under make torture's load (three scenarios and long
+	// uptime on 2 cores) the two requests have taken 2.8 s.
 	var unrecorded int
 	var latest time.Duration // initiated at most this long before its kill
 	for _, u := range f.Uploads() {
@@ -174,7 +176,7 @@ func TestCrash(t *testing.T) {
 		}
 		gap := at.Sub(aws.ToTime(u.Initiated))
 		latest = max(latest, gap)
-		if gap > 5*time.Second {
+		if gap > 10*time.Second {
 			t.Errorf("unrecorded upload %s at %s was initiated %s before the kill that left it: its record should have been written by then", id, aws.ToString(u.Key), gap.Round(time.Millisecond))
 		}
 	}
