@@ -182,6 +182,16 @@ func (a *stateStore) load(ctx context.Context) error {
 // lookup returns f's record when it has one for f's version (matches),
 // else nil.
 func (a *stateStore) lookup(ctx context.Context, f File) (*fileRecord, error) {
+	rec, err := a.lookupAny(ctx, f)
+	if err != nil || rec == nil || !rec.matches(f) {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// lookupAny is lookup whatever version the record is about; either way the
+// record counts as seen by the listing (removeOrphans).
+func (a *stateStore) lookupAny(ctx context.Context, f File) (*fileRecord, error) {
 	rec, err := a.raw(ctx, f.RelKey)
 	if err != nil || rec == nil {
 		return nil, err
@@ -189,9 +199,6 @@ func (a *stateStore) lookup(ctx context.Context, f File) (*fileRecord, error) {
 	a.mu.Lock()
 	a.seen[a.name(f.RelKey)] = true
 	a.mu.Unlock()
-	if !rec.matches(f) {
-		return nil, nil
-	}
 	return rec, nil
 }
 
@@ -234,14 +241,15 @@ func (a *stateStore) uploads(ctx context.Context, f File) ([]archive.Upload, err
 // version) and writes it. The record is stamped with f's LastModified and
 // real version id, which also upgrades a record an older release wrote.
 func (a *stateStore) update(ctx context.Context, f File, change func(*fileRecord)) (fileRecord, error) {
-	rec, err := a.lookup(ctx, f)
+	old, err := a.lookupAny(ctx, f)
 	if err != nil {
-		rec = nil // unreadable: start again rather than block the file
+		old = nil // unreadable: start again rather than block the file
 	}
-	if rec == nil {
+	rec := old
+	if rec == nil || !rec.matches(f) {
 		rec = &fileRecord{ETag: f.ETag}
 		// An older version's record: its uploads are still to abort.
-		if old, _ := a.raw(ctx, f.RelKey); old != nil {
+		if old != nil {
 			rec.Uploads = old.Uploads
 		}
 	}

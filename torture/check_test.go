@@ -348,18 +348,19 @@ func (f *Fixture) Check(o CheckOptions) Figures {
 
 	// Multipart uploads left behind, in the whole bucket (the fixture's
 	// own).
+	recorded := f.RecordedUploads()
 	for _, u := range f.Uploads() {
 		id := aws.ToString(u.UploadId)
 		if f.uploadGhost(u) {
 			g.MultipartGhosts++
 			continue
 		}
-		if o.AllowUnrecordedUploads && !f.UploadRecorded(id) {
+		if o.AllowUnrecordedUploads && !recorded[id] {
 			g.MultipartUnrecorded++
 			continue
 		}
 		g.MultipartLeft++
-		bad("multipart", "multipart upload %s of %s left (recorded: %v)", id, aws.ToString(u.Key), f.UploadRecorded(id))
+		bad("multipart", "multipart upload %s of %s left (recorded: %v)", id, aws.ToString(u.Key), recorded[id])
 	}
 
 	// Every process's output: no panic, no secret.
@@ -410,22 +411,27 @@ func (f *Fixture) Check(o CheckOptions) Figures {
 	return g
 }
 
-// UploadRecorded reports whether a process logged upload id as recorded
-// in its file's state record ("multipart upload recorded", ingest's
-// uploadJournal): from then on a later move of the file must abort it.
-func (f *Fixture) UploadRecorded(id string) bool {
+// RecordedUploads returns the upload ids the processes logged as recorded
+// in their file's state record ("multipart upload recorded", ingest's
+// uploadJournal): from then on a later move of the file must abort them.
+// Read once the processes are done: the outputs are scanned once per call.
+func (f *Fixture) RecordedUploads() map[string]bool {
 	f.mu.Lock()
 	procs := append([]*Proc(nil), f.procs...)
 	f.mu.Unlock()
+	ids := map[string]bool{}
 	for _, p := range procs {
 		for line := range strings.Lines(p.Output()) {
-			if strings.Contains(line, "multipart upload recorded") && strings.Contains(line, id) {
-				return true
+			if m := recordedUpload.FindStringSubmatch(line); m != nil {
+				ids[m[1]] = true
 			}
 		}
 	}
-	return false
+	return ids
 }
+
+// recordedUpload matches the daemon's JSON log line of a recorded upload.
+var recordedUpload = regexp.MustCompile(`"msg":"multipart upload recorded".*"upload_id":"([^"]+)"`)
 
 // uploadGhost reports whether MinIO lists u but answers NoSuchUpload when
 // asked for its parts. MinIO lists upload ids from the folders of its

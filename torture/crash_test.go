@@ -145,12 +145,13 @@ func TestCrash(t *testing.T) {
 	if err, ok := d.Wait(30 * time.Second); !ok || err != nil {
 		t.Errorf("the finishing daemon did not stop cleanly on SIGTERM: %v", err)
 	}
+	recordedIDs := f.RecordedUploads()
 	for _, u := range f.Uploads() {
 		seen := leftBy[aws.ToString(u.UploadId)]
 		if seen == "" {
 			seen = "never seen after a kill (left by a process that went on)"
 		}
-		seen += fmt.Sprintf("; recorded: %v", f.UploadRecorded(aws.ToString(u.UploadId)))
+		seen += fmt.Sprintf("; recorded: %v", recordedIDs[aws.ToString(u.UploadId)])
 		_, perr := f.Srv.Root().ListParts(t.Context(), &s3.ListPartsInput{Bucket: aws.String(f.Bucket), Key: u.Key, UploadId: u.UploadId})
 		t.Logf("upload %s at %s, initiated %s, %s; ListParts: %v", aws.ToString(u.UploadId), aws.ToString(u.Key), aws.ToTime(u.Initiated).Format(time.StampMilli), seen, perr)
 	}
@@ -165,7 +166,7 @@ func TestCrash(t *testing.T) {
 	var latest time.Duration // initiated at most this long before its kill
 	for _, u := range f.Uploads() {
 		id := aws.ToString(u.UploadId)
-		if f.UploadRecorded(id) || f.uploadGhost(u) {
+		if recordedIDs[id] || f.uploadGhost(u) {
 			continue
 		}
 		unrecorded++
@@ -183,7 +184,7 @@ func TestCrash(t *testing.T) {
 	fig := f.Check(CheckOptions{AllowUnrecordedUploads: true})
 	recorded := 0
 	for id := range leftBy {
-		if f.UploadRecorded(id) {
+		if recordedIDs[id] {
 			recorded++
 		}
 	}
